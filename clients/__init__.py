@@ -1,0 +1,1 @@
+"""Clients of bidhall: ``web/`` holds the browser pages, ``python/`` the client library."""

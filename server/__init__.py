@@ -1,0 +1,1 @@
+"""Everything of bidhall that touches a socket, a disk, a database or the clock."""

@@ -1,0 +1,127 @@
+"""The ASGI application: ``uvicorn server.app:create_app --factory`` or ``bidhall serve``.
+
+Everything with a lifetime (store, tokens, hub, lots) is made in the lifespan and
+handed to requests as lifespan state; there are no module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from auction import Refused
+
+from . import api, codec, openapi, ws
+from .auth import Tokens, new_secret
+from .bus import InProcessBus
+from .config import Settings
+from .errors import ServerError, describe, http_status
+from .hub import Hub
+from .lots import Lots
+from .store import StoreError, StoreUnavailable, open_store
+
+log = logging.getLogger("bidhall")
+
+
+def web_dir() -> Path:
+    """The browser pages shipped with the package."""
+    return Path(str(resources.files("clients") / "web"))
+
+
+def version() -> str:
+    try:
+        return metadata.version("bidhall")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+async def load_tokens(store: Any) -> tuple[Tokens, bool]:
+    """The platform's token signer, and whether its secret was made just now (first start)."""
+    candidate = new_secret()
+    secret = await store.setting("token_secret", lambda: candidate)
+    return Tokens(secret), secret == candidate
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        store = open_store(settings)
+        await store.start()
+        tokens, first = await load_tokens(store)
+        if first:
+            print("bidhall: first start. Staff token (print it again with `bidhall staff-token`):\n"
+                  f"  {tokens.staff()}", file=sys.stderr, flush=True)
+        bus = InProcessBus()
+        hub = Hub(store)
+        bus.subscribe(hub.dispatch)
+        lots = Lots(store, hub, bus, batch_max=settings.batch_max)
+        await lots.start()
+        try:
+            yield {"settings": settings, "store": store, "tokens": tokens, "hub": hub,
+                   "lots": lots}
+        finally:
+            await lots.stop()
+            await store.close()
+
+    web = web_dir()
+
+    def page(name: str) -> Any:
+        async def serve(request: Request) -> Response:
+            return FileResponse(web / name, headers={"cache-control": "no-cache"})
+
+        return serve
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(codec.encode(openapi.document(version())), media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        hub: Hub = request.scope["state"]["hub"]
+        return Response(codec.encode({"ok": True, **hub.stats()}), media_type="application/json")
+
+    routes = [
+        WebSocketRoute("/ws", ws.endpoint),
+        *api.routes(),
+        Route("/openapi.json", openapi_json),
+        Route("/healthz", healthz),
+        Route("/", page("index.html")),
+        Route("/hall/{lot_id}", page("hall.html")),
+        Route("/board/{lot_id}", page("board.html")),
+        Mount("/static", StaticFiles(directory=web), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        ServerError: _refusal, Refused: _refusal, StoreError: _store_error,
+        HTTPException: _http_error,
+    })
+
+
+async def _refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServerError | Refused)
+    return JSONResponse({"error": describe(exc)}, http_status(exc.code))
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.warning("store error on %s: %s", request.url.path, exc)
+    error = ServerError("unavailable")
+    if not isinstance(exc, StoreUnavailable):
+        error = ServerError("unavailable", "the lot changed meanwhile; retry")
+    return JSONResponse({"error": describe(error)}, 503, headers={"retry-after": "1"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "bad_message"}.get(exc.status_code, "bad_message")
+    return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, exc.status_code)

@@ -1,0 +1,125 @@
+"""The ``bidhall`` command.
+
+    bidhall serve [--host H] [--port P] [--data-dir D]   run the server
+    bidhall demo  [--host H] [--port P] [--data-dir D]   run the server with a live demo lot
+    bidhall staff-token [--data-dir D]                   print the staff token again
+    bidhall version
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, Settings
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Transport settings shared by ``serve``, ``demo`` and the tests' servers."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        # Frames are small JSON; compressing each one per connection costs more than it saves.
+        "ws_per_message_deflate": False,
+        "ws_max_size": 64 * 1024,
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+    }
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    return Settings.from_env(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    print(f"bidhall serving on http://{settings.host}:{settings.port} "
+          f"(data: {settings.database_url or settings.sqlite_path})", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(_settings(args), bots=args.bots))
+    return 0
+
+
+def _staff_token(args: argparse.Namespace) -> int:
+    from .app import load_tokens
+    from .store import open_store
+
+    async def read() -> str:
+        store = open_store(_settings(args))
+        await store.start()
+        try:
+            tokens, _ = await load_tokens(store)
+            return tokens.staff()
+        finally:
+            await store.close()
+
+    print(asyncio.run(read()))
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    from .app import version
+
+    print(f"bidhall {version()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bidhall", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def server_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="address to listen on (BIDHALL_HOST, default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (BIDHALL_PORT, default 8000)")
+        p.add_argument("--data-dir",
+                       help="data directory (BIDHALL_DATA_DIR, default ./bidhall-data)")
+
+    serve = commands.add_parser("serve", help="run the server")
+    server_options(serve)
+    serve.set_defaults(run=_serve)
+    demo = commands.add_parser("demo", help="run the server with a live demo lot and bots")
+    server_options(demo)
+    demo.add_argument("--bots", type=int, default=4, help="simulated bidders (default 4)")
+    demo.set_defaults(run=_demo)
+    token = commands.add_parser("staff-token", help="print the staff token")
+    token.add_argument("--data-dir", help="data directory (default ./bidhall-data)")
+    token.set_defaults(run=_staff_token)
+    commands.add_parser("version", help="print the version").set_defaults(run=_version)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        print(f"bidhall: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Configuration from ``BIDHALL_*`` environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value bidhall cannot use; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("bidhall-data")
+    database_url: str = ""
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Bid and other frames a connection may send per second (token bucket), and the burst.
+    rate: float = 20.0
+    burst: int = 40
+    #: Frames buffered for one slow connection before it is sent a fresh snapshot instead.
+    send_queue: int = 256
+    #: Commands one lot writes in one transaction at most (group commit).
+    batch_max: int = 512
+    #: How long a bidder token stays valid, in seconds.
+    token_ttl: int = 30 * 86400
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sqlite_path(self) -> Path:
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///"))
+        return self.data_dir / "bidhall.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``BIDHALL_*`` variables from ``env`` (default: the process environment)."""
+        e = dict(os.environ if env is None else env)
+        url = e.get("BIDHALL_DATABASE_URL", "")
+        if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigError(
+                "BIDHALL_DATABASE_URL must start with sqlite:/// or postgresql:// "
+                f"(got {url.split(':', 1)[0]!r})")
+        values: dict[str, object] = {
+            "data_dir": Path(e.get("BIDHALL_DATA_DIR") or "bidhall-data"),
+            "database_url": url,
+            "redis_url": e.get("BIDHALL_REDIS_URL", ""),
+            "host": e.get("BIDHALL_HOST") or "127.0.0.1",
+            "port": _int(e, "BIDHALL_PORT", 8000, 0, 65535),
+            "rate": _float(e, "BIDHALL_RATE", 20.0, 0.1, 1e6),
+            "burst": _int(e, "BIDHALL_BURST", 40, 1, 10**6),
+            "send_queue": _int(e, "BIDHALL_SEND_QUEUE", 256, 8, 10**6),
+            "batch_max": _int(e, "BIDHALL_BATCH_MAX", 512, 1, 100_000),
+            "token_ttl": _int(e, "BIDHALL_TOKEN_TTL", 30 * 86400, 1, 10 * 365 * 86400),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

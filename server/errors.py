@@ -1,0 +1,65 @@
+"""Every refusal the server sends, with its HTTP status: the one place codes meet transports.
+
+Domain refusals (:class:`auction.Refused`) and server refusals (:class:`ServerError`)
+share one shape on every transport::
+
+    HTTP       {"error": {"code": "too_low", "message": "...", ...details}}   status below
+    websocket  {"type": "error" | "reject", "code": "too_low", "message": "...", ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from auction import CODES as AUCTION_CODES
+from auction import Refused
+
+# Codes of the server itself (protocol, auth, transport); auction codes are in auction.errors.
+SERVER_CODES: Final[dict[str, str]] = {
+    "bad_json": "the frame is not valid JSON",
+    "bad_message": "the message does not have the expected fields",
+    "unknown_type": "unknown message type",
+    "frame_too_large": "the frame is too large",
+    "unauthorized": "a token is required",
+    "bad_token": "the token is not valid",
+    "token_expired": "the token has expired",
+    "forbidden": "this credential may not do that",
+    "unknown_lot": "no such lot",
+    "not_found": "no such resource",
+    "rate_limited": "too many messages; slow down",
+    "unavailable": "the service is temporarily unavailable; retry with the same bid_id",
+    "session_replaced": "this bidder signed in elsewhere; this session is closed",
+    "duplicate_bid_id": "this bid_id was already used for a different bid",
+    "already_greeted": "hello was already received on this connection",
+}
+
+CODES: Final = {**AUCTION_CODES, **SERVER_CODES}
+
+_STATUS: Final[dict[str, int]] = {
+    "bad_json": 400, "bad_message": 422, "unknown_type": 422, "frame_too_large": 413,
+    "unauthorized": 401, "bad_token": 401, "token_expired": 401, "forbidden": 403,
+    "unknown_lot": 404, "not_found": 404, "rate_limited": 429, "unavailable": 503,
+    "invalid_amount": 422, "invalid_terms": 422, "invalid_request": 422,
+}
+
+
+class ServerError(Exception):
+    """A refusal decided by the server (not by the auction rules). Nothing was changed."""
+
+    def __init__(self, code: str, message: str | None = None, **details: Any) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        self.code = code
+        self.message = message or CODES[code]
+        self.details = details
+        super().__init__(f"{code}: {self.message}")
+
+
+def http_status(code: str) -> int:
+    """HTTP status for ``code``: rule refusals are conflicts with the lot's state (409)."""
+    return _STATUS.get(code, 409)
+
+
+def describe(exc: Refused | ServerError) -> dict[str, Any]:
+    """``{"code", "message", ...details}`` for either kind of refusal."""
+    return {"code": exc.code, "message": exc.message, **exc.details}
