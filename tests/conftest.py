@@ -1,0 +1,105 @@
+"""Shared fixtures: a real bidhall server (uvicorn, SQLite in a temp dir) and clients of it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from auction import MINUTE
+from clients.python import LiveClient, StaffClient
+from server.app import create_app, load_tokens
+from server.cli import uvicorn_options
+from server.clock import now_ms
+from server.config import Settings
+from server.store import open_store
+
+REQUIRE_SERVICES = os.environ.get("BIDHALL_REQUIRE_SERVICES") == "1"
+
+
+@dataclass
+class Running:
+    """A server started for one test."""
+
+    settings: Settings
+    base_url: str
+    ws_url: str
+    staff_token: str
+    server: uvicorn.Server
+
+    def live(self, token: str | None = None, **kw: Any) -> LiveClient:
+        return LiveClient(self.ws_url, token, **kw)
+
+    def staff(self) -> StaffClient:
+        return StaffClient(self.base_url, self.staff_token)
+
+
+async def staff_token_for(settings: Settings) -> str:
+    store = open_store(settings)
+    await store.start()
+    try:
+        tokens, _ = await load_tokens(store)
+        return tokens.staff()
+    finally:
+        await store.close()
+
+
+async def start_server(settings: Settings) -> Running:
+    token = await staff_token_for(settings)
+    options = uvicorn_options(settings) | {"port": 0}
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    running = Running(settings, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", token,
+                      server)
+    running._task = task  # type: ignore[attr-defined]
+    return running
+
+
+async def stop_server(running: Running) -> None:
+    running.server.should_exit = True
+    await running._task  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", rate=1000.0, burst=1000)
+
+
+@pytest_asyncio.fixture
+async def server(settings: Settings) -> AsyncIterator[Running]:
+    running = await start_server(settings)
+    try:
+        yield running
+    finally:
+        await stop_server(running)
+
+
+@pytest_asyncio.fixture
+async def staff(server: Running) -> AsyncIterator[StaffClient]:
+    async with server.staff() as client:
+        yield client
+
+
+def lot_fields(preset: str = "qinzhou", **overrides: Any) -> dict[str, Any]:
+    """Fields of a lot already in its listing, ending in an hour."""
+    now = now_ms()
+    fields: dict[str, Any] = {
+        "title": "测试地块 test parcel", "preset": preset, "start_price": 1_000_000,
+        "deposit": 200_000, "listing_increment": 10_000, "listing_start": now - MINUTE,
+        "listing_end": now + 60 * MINUTE,
+    }
+    fields.update(overrides)
+    return fields
