@@ -19,21 +19,6 @@ from typing import Any
 from .config import ConfigError, Settings
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Transport settings shared by ``serve``, ``demo`` and the tests' servers."""
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "ws": "websockets-sansio",
-        # Frames are small JSON; compressing each one per connection costs more than it saves.
-        "ws_per_message_deflate": False,
-        "ws_max_size": 64 * 1024,
-        "lifespan": "on",
-        "log_level": "warning",
-        "access_log": False,
-    }
-
-
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
@@ -46,14 +31,19 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import create_app
+    from .net import build, port_of
 
     settings = _settings(args)
-    print(f"bidhall serving on http://{settings.host}:{settings.port} "
+    try:
+        server, sock = build(create_app(settings), settings)
+    except OSError as exc:
+        print(f"bidhall: cannot listen on {settings.host}:{settings.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"bidhall serving on http://{settings.host}:{port_of(sock)} "
           f"(data: {settings.database_url or settings.sqlite_path})", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    server.run(sockets=[sock])
     return 0
 
 

@@ -53,6 +53,8 @@ class Settings:
     batch_max: int = 512
     #: How long a bidder token stays valid, in seconds.
     token_ttl: int = 30 * 86400
+    #: Kernel send buffer per connection, bytes (0: the OS default, which auto-tunes to MiBs).
+    sndbuf: int = 128 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -82,6 +84,7 @@ class Settings:
             "send_queue": _int(e, "BIDHALL_SEND_QUEUE", 256, 8, 10**6),
             "batch_max": _int(e, "BIDHALL_BATCH_MAX", 512, 1, 100_000),
             "token_ttl": _int(e, "BIDHALL_TOKEN_TTL", 30 * 86400, 1, 10 * 365 * 86400),
+            "sndbuf": _int(e, "BIDHALL_SNDBUF", 128 * 1024, 0, 64 * 1024 * 1024),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

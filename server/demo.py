@@ -13,15 +13,13 @@ import random
 import sys
 from typing import Any
 
-import uvicorn
-
 from auction import MINUTE, Phase
 from clients.python import ApiError, LiveClient, StaffClient
 
 from .app import create_app, load_tokens
-from .cli import uvicorn_options
 from .clock import now_ms
 from .config import Settings
+from .net import build, port_of
 from .store import open_store
 
 DEMO_BIDDER = "演示竞买人 Demo Bidder Co."
@@ -118,14 +116,14 @@ def _fold(state: dict[str, Any], event: dict[str, Any]) -> None:
 
 async def run_demo(settings: Settings, bots: int = 4) -> None:
     staff_token = await _staff_token(settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options(settings)))
-    serving = asyncio.get_running_loop().create_task(server.serve())
+    server, sock = build(create_app(settings), settings)
+    serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if serving.done():
             serving.result()
             return
         await asyncio.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = port_of(sock)
     base, ws_url = f"http://{settings.host}:{port}", f"ws://{settings.host}:{port}/ws"
     rng = random.Random()
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from auction import BidAccepted, PlaceBid
+from auction import BidAccepted, PlaceBid, Refused
 
 from . import codec
 from .auth import Credential, Tokens
@@ -134,10 +134,10 @@ class Session:
                 raise ServerError("forbidden", "only bidders place bids")
             if cred.expires is not None and cred.expires <= now:
                 raise ServerError("token_expired")
-            if msg.lot != cred.lot:
-                raise ServerError("forbidden", "this token is for another lot")
             sequencer = self.lots.get(msg.lot)
-        except ServerError as exc:
+            if msg.lot != cred.lot:
+                raise Refused("not_qualified", "this bidder is not qualified for this lot")
+        except (ServerError, Refused) as exc:
             self._reject(msg, exc)
             return
         future = sequencer.submit(PlaceBid(at=now, bidder=cred.subject, amount=msg.amount,

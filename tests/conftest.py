@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,9 @@ import uvicorn
 from auction import MINUTE
 from clients.python import LiveClient, StaffClient
 from server.app import create_app, load_tokens
-from server.cli import uvicorn_options
 from server.clock import now_ms
 from server.config import Settings
+from server.net import build, port_of
 from server.store import open_store
 
 REQUIRE_SERVICES = os.environ.get("BIDHALL_REQUIRE_SERVICES") == "1"
@@ -53,15 +53,14 @@ async def staff_token_for(settings: Settings) -> str:
 
 async def start_server(settings: Settings) -> Running:
     token = await staff_token_for(settings)
-    options = uvicorn_options(settings) | {"port": 0}
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
-    task = asyncio.get_running_loop().create_task(server.serve())
+    server, sock = build(create_app(settings), replace(settings, port=0))
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
             raise RuntimeError("server did not start")
         await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = port_of(sock)
     running = Running(settings, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", token,
                       server)
     running._task = task  # type: ignore[attr-defined]
