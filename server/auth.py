@@ -72,7 +72,8 @@ class Tokens:
 
     def verify(self, token: object, now: int) -> Credential:
         """The credential in ``token``; ``ServerError`` bad_token or token_expired if not valid."""
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN or (
+                not token.isascii()):
             raise ServerError("bad_token")
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != PREFIX:

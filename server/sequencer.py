@@ -28,6 +28,8 @@ from .store import RefusalRow, Store, StoreError
 log = logging.getLogger("bidhall.sequencer")
 
 Publish = Callable[[str, Sequence[Event]], None]
+#: Seconds before a lot whose commit failed tries to rebuild from the store again.
+RETRY_DELAY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class LotSequencer:
             except StoreError as exc:
                 log.warning("lot %s: store still unavailable: %s", self.lot_id, exc)
                 self._fail(batch, ServerError("unavailable"))
+                self._retry_soon()
                 return
         head = self.lot.seq
         events: list[Event] = []
@@ -135,6 +138,7 @@ class LotSequencer:
                 log.warning("lot %s: append failed, no acks sent: %s", self.lot_id, exc)
                 self._stale = True
                 self._fail(batch, ServerError("unavailable"))
+                self._retry_soon()
                 return
         for (_, future), answer in zip(batch, answers, strict=True):
             if future is not None and not future.done():
@@ -195,6 +199,13 @@ class LotSequencer:
             return
         delay = max(0.0, (deadline - now_ms() + 1) / 1000)
         self._tick = asyncio.get_running_loop().call_later(delay, self._fire_tick)
+
+    def _retry_soon(self) -> None:
+        """After a failed commit: rebuild and resume the timers without waiting for traffic."""
+        if self._tick is not None:
+            self._tick.cancel()
+        self._tick_at = -1  # never a real deadline: the next batch reschedules
+        self._tick = asyncio.get_running_loop().call_later(RETRY_DELAY, self._fire_tick)
 
     def _fire_tick(self) -> None:
         self._tick, self._tick_at = None, None

@@ -56,8 +56,9 @@ CREATE TABLE IF NOT EXISTS settings (
 GROUP_MAX = 1024
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+def _connect(path: Path, busy_timeout: float = 30.0) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -85,8 +86,10 @@ _STOP = object()
 class SQLiteStore:
     """SQLite behind the :class:`~server.store.Store` interface."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
+        """``busy_timeout``: seconds a write waits for a lock held elsewhere before failing."""
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
@@ -98,7 +101,7 @@ class SQLiteStore:
         self._loop = asyncio.get_running_loop()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = _connect(self.path)
+            conn = _connect(self.path, self.busy_timeout)
             conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
