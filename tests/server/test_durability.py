@@ -122,7 +122,7 @@ class Bidder:
                 future = self.client.bid_nowait(self.lot_id, amount, bid_id)
                 future.add_done_callback(lambda f, b=bid_id: self._answered(b, f))
                 in_flight.add(future)
-            done, in_flight = await asyncio.wait(in_flight, timeout=0.2,
+            _, in_flight = await asyncio.wait(in_flight, timeout=0.2,
                                                  return_when=asyncio.FIRST_COMPLETED)
         await asyncio.wait_for(asyncio.gather(*in_flight), 30)
 
@@ -202,7 +202,7 @@ async def test_sigkill_mid_storm_loses_no_acked_bid(process: ServerProcess) -> N
         assert bidder.duplicates == 0
         assert set(bidder.answers) == set(bidder.sent), "every bid sent got its answer"
         assert bidder.client.reconnects >= 3, "clients resumed by themselves"
-        for bid_id, answer in bidder.answers.items():
+        for answer in bidder.answers.values():
             assert answer["type"] == "ack" or answer["code"] in ("too_low", "already_leading"), \
                 answer
 
