@@ -98,8 +98,9 @@ async def _decode_body(request: Request, body_type: type[msgspec.Struct] | None)
     try:
         return msgspec.json.decode(raw or b"{}", type=body_type)
     except msgspec.ValidationError as exc:
-        code = "invalid_amount" if "`$.amount`" in str(exc) else "bad_message"
-        raise ServerError(code, str(exc)) from None
+        text = str(exc)
+        money = any(f"`$.{name}`" in text for name in m.MONEY_FIELDS)
+        raise ServerError("invalid_amount" if money else "bad_message", text) from None
     except msgspec.DecodeError as exc:
         raise ServerError("bad_json", str(exc)) from None
 

@@ -17,6 +17,9 @@ from auction import MAX_AMOUNT
 from .protocol import LOT_ID_PATTERN
 
 Amount = Annotated[int, Meta(gt=0, le=MAX_AMOUNT, description="whole yuan")]
+#: Body fields holding money: a refusal of one of these is ``invalid_amount``.
+MONEY_FIELDS = ("amount", "start_price", "deposit", "listing_increment", "final_increment",
+                "price_cap")
 Millis = Annotated[int, Meta(ge=0, le=2**53, description="ms since the Unix epoch")]
 Duration = Annotated[int, Meta(ge=0, le=2**53, description="milliseconds")]
 Text = Annotated[str, Meta(min_length=1, max_length=500)]
@@ -87,7 +90,7 @@ class Bidder(msgspec.Struct):
     last_listing_bid_at: int | None
 
 
-class LotResult(msgspec.Struct, omit_defaults=True):
+class LotResult(msgspec.Struct):
     """``outcome`` is null while the sale runs. ``winner`` is published once sold.
     ``refunds`` and ``deposit_applied`` are shown to staff only."""
 
@@ -98,11 +101,11 @@ class LotResult(msgspec.Struct, omit_defaults=True):
     winner: str | None
     paddle: int | None
     price: int | None
-    deposit_applied: int | None = None
-    refunds: list[dict[str, Any]] | None = None
+    deposit_applied: int | None | msgspec.UnsetType = msgspec.UNSET
+    refunds: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
 
 
-class LotView(msgspec.Struct, omit_defaults=True):
+class LotView(msgspec.Struct):
     """A lot as anyone may see it. ``seq`` counts public events; ``history`` holds the last
     bids as ``[at, paddle, amount]``. Staff also get ``reserve``."""
 
@@ -132,7 +135,7 @@ class LotView(msgspec.Struct, omit_defaults=True):
     bid_count: int
     result: dict[str, Any] | None
     history: list[list[int]]
-    reserve: int | None = None
+    reserve: int | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class LotList(msgspec.Struct):
