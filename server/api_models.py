@@ -101,7 +101,7 @@ class LotResult(msgspec.Struct):
     winner: str | None
     paddle: int | None
     price: int | None
-    deposit_applied: int | None | msgspec.UnsetType = msgspec.UNSET
+    deposit_applied: int | msgspec.UnsetType | None = msgspec.UNSET
     refunds: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -135,7 +135,7 @@ class LotView(msgspec.Struct):
     bid_count: int
     result: dict[str, Any] | None
     history: list[list[int]]
-    reserve: int | None | msgspec.UnsetType = msgspec.UNSET
+    reserve: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class LotList(msgspec.Struct):
