@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own API calls
     try:
         code: int = args.run(args)
     except ConfigError as exc:

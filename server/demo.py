@@ -66,12 +66,13 @@ async def _current_lot(staff: StaffClient) -> dict[str, Any]:
 
 
 async def _bidder_token(staff: StaffClient, lot_id: str, name: str, ref: str) -> dict[str, Any]:
+    """A fresh token for a bidder of the demo lot, qualifying it first if it is new."""
     try:
-        return await staff.qualify(lot_id, name, ref)
-    except ApiError as exc:
-        if exc.code != "already_qualified":
-            raise
         return await staff.token(lot_id, name)
+    except ApiError as exc:
+        if exc.code != "not_qualified":
+            raise
+        return await staff.qualify(lot_id, name, ref)
 
 
 async def _bot(ws_url: str, lot_id: str, token: str, ceiling: int, rng: random.Random) -> None:
