@@ -29,10 +29,10 @@ class Lots:
     async def start(self) -> None:
         """Rebuild every stored lot by replay and start its sequencer."""
         for lot_id in await self._store.lot_ids():
-            rows = await self._store.events(lot_id)
-            self._hub.track(lot_id, [codec.from_row(r) for r in rows])
+            events = [codec.from_row(r) for r in await self._store.events(lot_id)]
+            self._hub.track(lot_id, events)
             sequencer = await LotSequencer.load(lot_id, self._store, self._bus.publish,
-                                                batch_max=self._batch_max)
+                                                batch_max=self._batch_max, events=events)
             self._sequencers[lot_id] = sequencer
             sequencer.start()
         log.info("serving %d lots", len(self._sequencers))

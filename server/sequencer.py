@@ -64,10 +64,12 @@ class LotSequencer:
 
     @classmethod
     async def load(cls, lot_id: str, store: Store, publish: Publish, *,
-                   batch_max: int = 512) -> LotSequencer:
-        """A sequencer for a stored lot, its state rebuilt by replaying every event."""
+                   batch_max: int = 512, events: Sequence[Event] | None = None
+                   ) -> LotSequencer:
+        """A sequencer for a stored lot, its state rebuilt by replaying every event
+        (``events``, if the caller already read them, else read from the store)."""
         seq = cls(lot_id, Lot(), store, publish, batch_max=batch_max)
-        await seq._rebuild()
+        await seq._rebuild(events)
         return seq
 
     # ------------------------------------------------------------------ running
@@ -174,10 +176,10 @@ class LotSequencer:
             if future is not None and not future.done():
                 future.set_exception(error)
 
-    async def _rebuild(self) -> None:
-        rows = await self._store.events(self.lot_id)
+    async def _rebuild(self, events: Sequence[Event] | None = None) -> None:
+        if events is None:
+            events = [codec.from_row(r) for r in await self._store.events(self.lot_id)]
         refused = await self._store.refusals(self.lot_id)
-        events = [codec.from_row(r) for r in rows]
         lot = Lot.replay(events)
         answers = {(r.bidder, r.bid_id): Answer(refusal=Refused(r.code, CODES.get(r.code)),
                                                 amount=r.amount) for r in refused}
