@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from auction import CODES, BidAccepted, Command, Event, Lot, PlaceBid, Refused, Tick
 
 from . import codec
@@ -166,9 +168,11 @@ class LotSequencer:
         if key is not None:
             assert isinstance(command, PlaceBid)
             self._answers[key] = answer
-            if decision.refusal is not None:
+            refusal = decision.refusal
+            if refusal is not None:
                 refusals.append(RefusalRow(command.bidder, command.bid_id, command.amount,
-                                           decision.refusal.code, max(command.at, self.lot.clock)))
+                                           refusal.code, max(command.at, self.lot.clock),
+                                           refusal.message, codec.encode(refusal.details).decode()))
         return answer
 
     def _fail(self, batch: list[_Item], error: ServerError) -> None:
@@ -181,8 +185,8 @@ class LotSequencer:
             events = [codec.from_row(r) for r in await self._store.events(self.lot_id)]
         refused = await self._store.refusals(self.lot_id)
         lot = Lot.replay(events)
-        answers = {(r.bidder, r.bid_id): Answer(refusal=Refused(r.code, CODES.get(r.code)),
-                                                amount=r.amount) for r in refused}
+        answers = {(r.bidder, r.bid_id): Answer(refusal=_refusal(r), amount=r.amount)
+                   for r in refused}
         for event in events:
             if isinstance(event, BidAccepted):
                 answers[(event.bidder, event.bid_id)] = Answer(event, None, event.amount)
@@ -213,3 +217,9 @@ class LotSequencer:
         self._tick, self._tick_at = None, None
         # If nothing turns out to be due (clock skew), the batch reschedules the timer.
         self._queue.put_nowait((Tick(at=now_ms()), None))
+
+
+def _refusal(row: RefusalRow) -> Refused:
+    """The stored refusal as first sent: code, message and figures."""
+    details = msgspec.json.decode(row.details) if row.details else {}
+    return Refused(row.code, row.message or CODES.get(row.code), **details)

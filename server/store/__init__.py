@@ -41,6 +41,8 @@ class RefusalRow:
     amount: int
     code: str
     at: int
+    message: str = ""
+    details: str = "{}"  # JSON object: the refusal's figures, e.g. {"minimum": 1010000}
 
 
 class StoreError(Exception):

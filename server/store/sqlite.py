@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS refusals (
     amount INTEGER NOT NULL,
     code   TEXT NOT NULL,
     at     INTEGER NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    details TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (lot_id, bidder, bid_id)
 );
 CREATE TABLE IF NOT EXISTS settings (
@@ -184,10 +186,10 @@ class SQLiteStore:
                     [(a.lot_id, e.seq, e.pseq, e.at, e.kind, e.body.decode()) for e in a.events])
                 if a.refusals:
                     conn.executemany(
-                        "INSERT OR IGNORE INTO refusals (lot_id, bidder, bid_id, amount, code, at)"
-                        " VALUES (?,?,?,?,?,?)",
-                        [(a.lot_id, r.bidder, r.bid_id, r.amount, r.code, r.at)
-                         for r in a.refusals])
+                        "INSERT OR IGNORE INTO refusals (lot_id, bidder, bid_id, amount, code, at,"
+                        " message, details) VALUES (?,?,?,?,?,?,?,?)",
+                        [(a.lot_id, r.bidder, r.bid_id, r.amount, r.code, r.at, r.message,
+                          r.details) for r in a.refusals])
                 outcomes.append(None)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -232,7 +234,8 @@ class SQLiteStore:
 
     async def refusals(self, lot_id: str) -> list[RefusalRow]:
         rows = await self._read(
-            "SELECT bidder, bid_id, amount, code, at FROM refusals WHERE lot_id = ? "
+            "SELECT bidder, bid_id, amount, code, at, message, details FROM refusals "
+            "WHERE lot_id = ? "
             "ORDER BY at, rowid", (lot_id,))
         return [RefusalRow(*r) for r in rows]
 

@@ -70,6 +70,7 @@ async def test_demo_runs_a_timed_lot_with_bots_and_keeps_its_data(tmp_path: Path
     proc, hall_again, board_again = await start_demo(data)
     try:
         assert board_again.rsplit("/", 1)[1] == lot_id, "the running demo lot is picked up"
+        assert "#token=bh1." in hall_again, "with a fresh token for the demo bidder"
         base = board_again.split("/board/")[0]
         async with httpx.AsyncClient(base_url=base) as http:
             lot = (await http.get(f"/api/lots/{lot_id}")).json()

@@ -79,6 +79,9 @@ async def test_a_lot_restarts_from_its_events_with_its_answers(tmp_path: Path) -
     ack = await first.submit(PlaceBid(at=now_ms(), bidder="a", amount=100, bid_id="x"))
     low = await first.submit(PlaceBid(at=now_ms(), bidder="a", amount=1, bid_id="y"))
     assert low.refusal is not None and low.refusal.code == "already_leading"
+    await first.submit(QualifyBidder(at=now, bidder="b", deposit_ref="r"))
+    too_low = await first.submit(PlaceBid(at=now_ms(), bidder="b", amount=101, bid_id="z"))
+    assert too_low.refusal is not None and too_low.refusal.details == {"minimum": 105}
     await first.stop()
 
     second = await LotSequencer.load("L1", store, lambda *_: None)
@@ -89,6 +92,10 @@ async def test_a_lot_restarts_from_its_events_with_its_answers(tmp_path: Path) -
                                              bid_id="x"))).event == ack.event
         refused = await second.submit(PlaceBid(at=now_ms(), bidder="a", amount=1, bid_id="y"))
         assert refused.refusal is not None and refused.refusal.code == "already_leading"
+        assert refused.refusal.message == low.refusal.message
+        again = await second.submit(PlaceBid(at=now_ms(), bidder="b", amount=101, bid_id="z"))
+        assert again.refusal is not None and again.refusal.details == {"minimum": 105}
+        assert again.refusal.message == too_low.refusal.message
         dup = await second.submit(PlaceBid(at=now_ms(), bidder="a", amount=2, bid_id="y"))
         assert isinstance(dup.refusal, ServerError) and dup.refusal.code == "duplicate_bid_id"
     finally:

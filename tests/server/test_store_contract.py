@@ -82,7 +82,7 @@ async def test_public_events_are_numbered_by_public_seq(backend: Store) -> None:
 
 
 async def test_refusals_are_kept_with_the_batch(backend: Store) -> None:
-    refusal = RefusalRow("公司A", "bid-1", 5, "too_low", 1234)
+    refusal = RefusalRow("公司A", "bid-1", 5, "too_low", 1234, "below 10", '{"minimum": 10}')
     await backend.append("L1", 0, rows(1, 1), [refusal])
     await backend.append("L1", 1, [], [RefusalRow("公司B", "bid-2", 6, "frozen", 1235)])
     assert [r.bid_id for r in await backend.refusals("L1")] == ["bid-1", "bid-2"]
