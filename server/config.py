@@ -55,6 +55,8 @@ class Settings:
     token_ttl: int = 30 * 86400
     #: Kernel send buffer per connection, bytes (0: the OS default, which auto-tunes to MiBs).
     sndbuf: int = 128 * 1024
+    #: Tune the process's garbage collector for a long-lived server (see server.app).
+    gc_tuning: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -85,6 +87,7 @@ class Settings:
             "batch_max": _int(e, "BIDHALL_BATCH_MAX", 512, 1, 100_000),
             "token_ttl": _int(e, "BIDHALL_TOKEN_TTL", 30 * 86400, 1, 10 * 365 * 86400),
             "sndbuf": _int(e, "BIDHALL_SNDBUF", 128 * 1024, 0, 64 * 1024 * 1024),
+            "gc_tuning": _int(e, "BIDHALL_GC_TUNING", 1, 0, 1) == 1,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

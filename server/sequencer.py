@@ -1,6 +1,7 @@
 """The single writer of one lot: every command of the lot goes through its queue.
 
-    answer = await sequencer.submit(PlaceBid(...))
+    answer = await sequencer.submit(PlaceBid(...))          # HTTP handlers
+    sequencer.submit_nowait(PlaceBid(...), reply)            # websockets: reply(answer) later
 
 The task drains whatever commands are waiting (up to ``batch_max``), decides each
 with the pure core, appends all resulting events in ONE store transaction (group
@@ -9,6 +10,10 @@ append fails, nobody gets an ack: every submitter of the batch gets ``unavailabl
 and the lot is rebuilt from the store, which is the truth. Countdown ends arrive as
 :class:`~auction.Tick` commands through the same queue, so "a bid just before the
 end" and "the end" are ordered like any two bids.
+
+Answers go out before the events are published, and websocket replies are plain
+callbacks run at once, so a bidder's ack is queued ahead of the fan-out to every
+watcher of the lot.
 """
 
 from __future__ import annotations
@@ -36,28 +41,58 @@ RETRY_DELAY = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What a submitter is told once the batch holding its command is durable."""
+    """What a submitter is told once the batch holding its command is durable.
+
+    ``event`` is the command's own event (staff commands); a bid's ack is ``ack`` =
+    ``(public seq, amount, at, ends_at)``, the same for the first answer and a retry.
+    """
 
     event: Event | None = None
     refusal: Refused | ServerError | None = None
-    amount: int | None = None  # for bids: the amount the bid_id was first used with
+    ack: tuple[int, int, int, int | None] | None = None
 
 
-_Item = tuple[Command, "asyncio.Future[Answer] | None"]
+Reply = Callable[[Answer | ServerError], None]
+_Item = tuple[Command, "asyncio.Future[Answer] | Reply | None"]
+
+# Answers to bids, kept to answer a retried bid_id the same way: plain tuples of str and
+# int, which the garbage collector stops tracking (a hot lot accumulates many of them).
+#   (bidder, bid_id) -> ("ack", amount, pseq, at, ends_at)
+#                    |  ("refused", amount, code, message, details_json)
+_Kept = tuple[str, int, object, object, object]
+
+
+def _keep_ack(event: BidAccepted) -> _Kept:
+    assert event.pseq is not None
+    return ("ack", event.amount, event.pseq, event.at, event.ends_at)
+
+
+def _keep_refusal(amount: int, refusal: Refused) -> _Kept:
+    return ("refused", amount, refusal.code, refusal.message,
+            codec.encode(refusal.details).decode())
+
+
+def _answer(kept: _Kept) -> Answer:
+    tag, amount, a, b, c = kept
+    if tag == "ack":
+        assert isinstance(a, int) and isinstance(b, int) and (c is None or isinstance(c, int))
+        return Answer(ack=(a, amount, b, c))
+    assert isinstance(a, str) and isinstance(b, str) and isinstance(c, str)
+    details = msgspec.json.decode(c) if c else {}
+    return Answer(refusal=Refused(a, b or CODES.get(a), **details))
 
 
 class LotSequencer:
     """Owns one lot's in-memory state and its write order. See the module docstring."""
 
     def __init__(self, lot_id: str, lot: Lot, store: Store, publish: Publish, *,
-                 batch_max: int = 512, answers: dict[tuple[str, str], Answer] | None = None
-                 ) -> None:
+                 batch_max: int = 512) -> None:
         self.lot_id = lot_id
         self.lot = lot
         self._store = store
         self._publish = publish
         self._batch_max = batch_max
-        self._answers = answers if answers is not None else {}
+        self._kept: dict[tuple[str, str], _Kept] = {}
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -96,6 +131,11 @@ class LotSequencer:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((command, future))
         return future
+
+    def submit_nowait(self, command: Command, reply: Reply) -> None:
+        """Queue ``command``; ``reply`` is called once with its durable :class:`Answer`, or
+        with ``ServerError("unavailable")``. It must not block."""
+        self._queue.put_nowait((command, reply))
 
     async def _run(self) -> None:
         queue = self._queue
@@ -144,53 +184,54 @@ class LotSequencer:
                 self._fail(batch, ServerError("unavailable"))
                 self._retry_soon()
                 return
-        for (_, future), answer in zip(batch, answers, strict=True):
-            if future is not None and not future.done():
-                future.set_result(answer)
+        for (_, target), answer in zip(batch, answers, strict=True):
+            _deliver(target, answer)
         if events:
             self._publish(self.lot_id, events)
         self._schedule_tick()
 
     def _decide(self, command: Command, events: list[Event], refusals: list[RefusalRow]
                 ) -> Answer:
-        key: tuple[str, str] | None = None
-        if isinstance(command, PlaceBid):
-            key = (command.bidder, command.bid_id)
-            prior = self._answers.get(key)
-            if prior is not None:
-                if prior.amount != command.amount:
-                    return Answer(refusal=ServerError("duplicate_bid_id"), amount=prior.amount)
-                return prior  # a retry: the original answer, never a second bid
+        if not isinstance(command, PlaceBid):
+            decision = self.lot.handle(command)
+            events.extend(decision.events)
+            return Answer(decision.primary, decision.refusal)
+        key = (command.bidder, command.bid_id)
+        kept = self._kept.get(key)
+        if kept is not None:
+            if kept[1] != command.amount:
+                return Answer(refusal=ServerError("duplicate_bid_id"))
+            return _answer(kept)  # a retry: the original answer, never a second bid
         decision = self.lot.handle(command)
         events.extend(decision.events)
-        answer = Answer(decision.primary, decision.refusal,
-                        command.amount if isinstance(command, PlaceBid) else None)
-        if key is not None:
-            assert isinstance(command, PlaceBid)
-            self._answers[key] = answer
-            refusal = decision.refusal
-            if refusal is not None:
-                refusals.append(RefusalRow(command.bidder, command.bid_id, command.amount,
-                                           refusal.code, max(command.at, self.lot.clock),
-                                           refusal.message, codec.encode(refusal.details).decode()))
-        return answer
+        refusal = decision.refusal
+        if refusal is not None:
+            self._kept[key] = _keep_refusal(command.amount, refusal)
+            refusals.append(RefusalRow(command.bidder, command.bid_id, command.amount,
+                                       refusal.code, max(command.at, self.lot.clock),
+                                       refusal.message, codec.encode(refusal.details).decode()))
+            return Answer(refusal=refusal)
+        event = decision.primary
+        assert isinstance(event, BidAccepted)
+        self._kept[key] = kept = _keep_ack(event)
+        return Answer(event, None, _answer(kept).ack)
 
     def _fail(self, batch: list[_Item], error: ServerError) -> None:
-        for _, future in batch:
-            if future is not None and not future.done():
-                future.set_exception(error)
+        for _, target in batch:
+            _deliver(target, error)
 
     async def _rebuild(self, events: Sequence[Event] | None = None) -> None:
         if events is None:
             events = [codec.from_row(r) for r in await self._store.events(self.lot_id)]
         refused = await self._store.refusals(self.lot_id)
         lot = Lot.replay(events)
-        answers = {(r.bidder, r.bid_id): Answer(refusal=_refusal(r), amount=r.amount)
-                   for r in refused}
+        kept: dict[tuple[str, str], _Kept] = {
+            (r.bidder, r.bid_id): ("refused", r.amount, r.code, r.message, r.details)
+            for r in refused}
         for event in events:
             if isinstance(event, BidAccepted):
-                answers[(event.bidder, event.bid_id)] = Answer(event, None, event.amount)
-        self.lot, self._answers, self._stale = lot, answers, False
+                kept[(event.bidder, event.bid_id)] = _keep_ack(event)
+        self.lot, self._kept, self._stale = lot, kept, False
 
     # ------------------------------------------------------------------ time
     def _schedule_tick(self) -> None:
@@ -219,7 +260,19 @@ class LotSequencer:
         self._queue.put_nowait((Tick(at=now_ms()), None))
 
 
-def _refusal(row: RefusalRow) -> Refused:
-    """The stored refusal as first sent: code, message and figures."""
-    details = msgspec.json.decode(row.details) if row.details else {}
-    return Refused(row.code, row.message or CODES.get(row.code), **details)
+def _deliver(target: asyncio.Future[Answer] | Reply | None, outcome: Answer | ServerError
+             ) -> None:
+    if target is None:
+        return
+    if isinstance(target, asyncio.Future):
+        if target.done():
+            return
+        if isinstance(outcome, ServerError):
+            target.set_exception(outcome)
+        else:
+            target.set_result(outcome)
+        return
+    try:
+        target(outcome)
+    except Exception:  # a broken reply must not stop the lot
+        log.exception("reply callback failed")

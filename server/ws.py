@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from auction import BidAccepted, PlaceBid, Refused
+from auction import PlaceBid, Refused
 
 from . import codec
 from .auth import Credential, Tokens
@@ -140,26 +140,21 @@ class Session:
         except (ServerError, Refused) as exc:
             self._reject(msg, exc)
             return
-        future = sequencer.submit(PlaceBid(at=now, bidder=cred.subject, amount=msg.amount,
-                                           bid_id=msg.bid_id))
-        future.add_done_callback(lambda f: self._answer(msg, f))
+        sequencer.submit_nowait(PlaceBid(at=now, bidder=cred.subject, amount=msg.amount,
+                                         bid_id=msg.bid_id),
+                                lambda outcome: self._answer(msg, outcome))
 
-    def _answer(self, msg: Bid, future: asyncio.Future[Answer]) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            self._reject(msg, exc if isinstance(exc, ServerError) else ServerError("unavailable"))
-            return
-        answer = future.result()
-        if answer.refusal is not None:
-            self._reject(msg, answer.refusal)
-            return
-        event = answer.event
-        assert isinstance(event, BidAccepted)
-        self.outbox.push_control(codec.frame({
-            "type": "ack", "bid_id": msg.bid_id, "lot": msg.lot, "seq": event.pseq,
-            "amount": event.amount, "at": event.at, "ends_at": event.ends_at}))
+    def _answer(self, msg: Bid, outcome: Answer | ServerError) -> None:
+        if isinstance(outcome, ServerError):
+            self._reject(msg, outcome)
+        elif outcome.refusal is not None:
+            self._reject(msg, outcome.refusal)
+        else:
+            assert outcome.ack is not None
+            seq, amount, at, ends_at = outcome.ack
+            self.outbox.push_control(codec.frame({
+                "type": "ack", "bid_id": msg.bid_id, "lot": msg.lot, "seq": seq,
+                "amount": amount, "at": at, "ends_at": ends_at}))
 
     def _reject(self, msg: Bid, exc: Any) -> None:
         self.outbox.push_control(codec.frame({"type": "reject", "bid_id": msg.bid_id,

@@ -74,7 +74,8 @@ async def stop_server(running: Running) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", rate=1000.0, burst=1000)
+    # gc_tuning off: the server shares this process with the test runner.
+    return Settings(data_dir=tmp_path / "data", rate=1000.0, burst=1000, gc_tuning=False)
 
 
 @pytest_asyncio.fixture

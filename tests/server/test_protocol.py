@@ -208,7 +208,8 @@ async def test_a_second_sign_in_takes_over_and_tells_the_first(server: Running, 
 
 
 async def test_a_flood_is_rate_limited_then_cut_off(tmp_path) -> None:
-    running = await start_server(Settings(data_dir=tmp_path / "d", rate=5, burst=5))
+    running = await start_server(Settings(data_dir=tmp_path / "d", rate=5, burst=5,
+                                          gc_tuning=False))
     try:
         async with running.staff() as staff:
             lot_id, (_a, _) = await open_lot(staff)
@@ -285,7 +286,7 @@ class StalledWatcher:
 
 async def test_slow_watcher_gets_a_snapshot_instead_of_the_backlog(tmp_path) -> None:
     running = await start_server(Settings(data_dir=tmp_path / "d", rate=1e6, burst=10**6,
-                                          send_queue=8))
+                                          send_queue=8, gc_tuning=False))
     # Blocking socket calls run in a thread: the server shares this event loop.
     slow = await asyncio.to_thread(StalledWatcher, running.ws_url)
     try:

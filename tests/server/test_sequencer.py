@@ -54,11 +54,11 @@ async def test_a_failed_commit_acks_nothing_and_the_same_bid_id_retries_safely(
         # The lot was rebuilt from the store: the failed batch left no trace in memory.
         retry = await sequencer.submit(PlaceBid(at=now_ms(), bidder="a", amount=100,
                                                 bid_id="a-1"))
-        assert retry.refusal is None and retry.event is not None
+        assert retry.refusal is None and retry.event is not None and retry.ack is not None
         assert retry.event.seq == head + 1
         again = await sequencer.submit(PlaceBid(at=now_ms(), bidder="a", amount=100,
                                                 bid_id="a-1"))
-        assert again.event == retry.event  # the original answer, not a second bid
+        assert again.ack == retry.ack  # the original answer, not a second bid
         stored = await store.events("L1")
         assert [r.seq for r in stored] == list(range(1, head + 2))
     finally:
@@ -88,8 +88,9 @@ async def test_a_lot_restarts_from_its_events_with_its_answers(tmp_path: Path) -
     second.start()
     try:
         assert second.lot.public_view() == first.lot.public_view()
+        assert ack.ack is not None
         assert (await second.submit(PlaceBid(at=now_ms(), bidder="a", amount=100,
-                                             bid_id="x"))).event == ack.event
+                                             bid_id="x"))).ack == ack.ack
         refused = await second.submit(PlaceBid(at=now_ms(), bidder="a", amount=1, bid_id="y"))
         assert refused.refusal is not None and refused.refusal.code == "already_leading"
         assert refused.refusal.message == low.refusal.message
