@@ -32,7 +32,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python loadtest/bench/bid_latency.py
+	@$(BIN)/python loadtest/bench/bid_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

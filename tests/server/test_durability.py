@@ -102,6 +102,17 @@ async def process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
         server.stop()
 
 
+async def whole_record(staff: StaffClient, lot_id: str) -> list[dict[str, Any]]:
+    """Every stored event of the lot, page by page."""
+    events: list[dict[str, Any]] = []
+    while True:
+        page = await staff.events(lot_id, since=events[-1]["seq"] if events else 0,
+                                  limit=5000)
+        if not page["events"]:
+            return events
+        events.extend(page["events"])
+
+
 class Bidder:
     """Keeps a few bids in flight; records what it sent and every answer it got."""
 
@@ -172,7 +183,7 @@ async def test_sigkill_mid_storm_loses_no_acked_bid(process: ServerProcess) -> N
     await asyncio.sleep(0.5)  # let the watcher drain
 
     async with StaffClient(process.base_url, token) as staff:
-        stored = (await staff.events(lot_id, limit=10_000))["events"]
+        stored = await whole_record(staff, lot_id)
     watching.cancel()
     for c in [*clients, watcher]:
         await c.close()
@@ -218,4 +229,4 @@ async def test_sigkill_mid_storm_loses_no_acked_bid(process: ServerProcess) -> N
     process.stop()
     await process.start()
     async with StaffClient(process.base_url, token) as staff:
-        assert (await staff.events(lot_id, limit=10_000))["events"] == stored
+        assert await whole_record(staff, lot_id) == stored
