@@ -71,6 +71,17 @@ async def load_tokens(store: Any) -> tuple[Tokens, bool]:
     return Tokens(secret), secret == candidate
 
 
+async def staff_token(settings: Settings) -> str:
+    """The staff token of the platform in ``settings``' store (its secret is made at first use)."""
+    store = open_store(settings)
+    await store.start()
+    try:
+        tokens, _ = await load_tokens(store)
+        return tokens.staff()
+    finally:
+        await store.close()
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
 

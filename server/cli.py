@@ -56,19 +56,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _staff_token(args: argparse.Namespace) -> int:
-    from .app import load_tokens
-    from .store import open_store
+    from .app import staff_token
 
-    async def read() -> str:
-        store = open_store(_settings(args))
-        await store.start()
-        try:
-            tokens, _ = await load_tokens(store)
-            return tokens.staff()
-        finally:
-            await store.close()
-
-    print(asyncio.run(read()))
+    print(asyncio.run(staff_token(_settings(args))))
     return 0
 
 

@@ -5,35 +5,35 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(ValueError):
     """A setting has a value bidhall cannot use; the message names the variable."""
 
 
-def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def _number(env: dict[str, str], name: str, default: float, low: float, high: float,
+            kind: type[int] | type[float]) -> Any:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is outside {low}..{high}")
     return value
 
 
+def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value: int = _number(env, name, default, low, high, int)
+    return value
+
+
 def _float(env: dict[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    value: float = _number(env, name, default, low, high, float)
     return value
 
 

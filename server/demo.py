@@ -16,11 +16,10 @@ from typing import Any
 from auction import MINUTE, Phase
 from clients.python import ApiError, LiveClient, StaffClient
 
-from .app import create_app, load_tokens
+from .app import create_app, staff_token
 from .clock import now_ms
 from .config import Settings
 from .net import build, port_of
-from .store import open_store
 
 DEMO_BIDDER = "演示竞买人 Demo Bidder Co."
 BOT_NAMES = ("苏州恒远置业有限公司", "江南城建集团", "华东地产开发有限公司", "太湖投资控股",
@@ -28,16 +27,6 @@ BOT_NAMES = ("苏州恒远置业有限公司", "江南城建集团", "华东地�
 START_PRICE = 128_000_000
 INCREMENT = 500_000
 FINAL = {Phase.SOLD, Phase.UNSOLD, Phase.CAPPED}
-
-
-async def _staff_token(settings: Settings) -> str:
-    store = open_store(settings)
-    await store.start()
-    try:
-        tokens, _ = await load_tokens(store)
-        return tokens.staff()
-    finally:
-        await store.close()
 
 
 async def _open_lot(staff: StaffClient, number: int) -> dict[str, Any]:
@@ -116,7 +105,7 @@ def _fold(state: dict[str, Any], event: dict[str, Any]) -> None:
 
 
 async def run_demo(settings: Settings, bots: int = 4) -> None:
-    staff_token = await _staff_token(settings)
+    token = await staff_token(settings)
     server, sock = build(create_app(settings), settings)
     serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -128,7 +117,7 @@ async def run_demo(settings: Settings, bots: int = 4) -> None:
     base, ws_url = f"http://{settings.host}:{port}", f"ws://{settings.host}:{port}/ws"
     rng = random.Random()
     try:
-        async with StaffClient(base, staff_token) as staff:
+        async with StaffClient(base, token) as staff:
             while not serving.done():
                 lot = await _current_lot(staff)
                 lot_id = lot["lot_id"]
@@ -137,7 +126,7 @@ async def run_demo(settings: Settings, bots: int = 4) -> None:
                       f"  Bidder hall 竞买大厅 (paddle {me['paddle']}): {base}{me['hall_url']}\n"
                       f"  Public board 公开看板:  {base}/board/{lot_id}\n"
                       f"  Lots 标的列表:          {base}/\n"
-                      f"  Staff token: {staff_token}\n"
+                      f"  Staff token: {token}\n"
                       f"  Data: {settings.sqlite_path}  (Ctrl+C stops; data is kept)\n",
                       file=sys.stderr, flush=True)
                 tasks = []

@@ -15,11 +15,10 @@ import uvicorn
 
 from auction import MINUTE
 from clients.python import LiveClient, StaffClient
-from server.app import create_app, load_tokens
+from server.app import create_app, staff_token
 from server.clock import now_ms
 from server.config import Settings
 from server.net import build, port_of
-from server.store import open_store
 
 REQUIRE_SERVICES = os.environ.get("BIDHALL_REQUIRE_SERVICES") == "1"
 
@@ -41,18 +40,8 @@ class Running:
         return StaffClient(self.base_url, self.staff_token)
 
 
-async def staff_token_for(settings: Settings) -> str:
-    store = open_store(settings)
-    await store.start()
-    try:
-        tokens, _ = await load_tokens(store)
-        return tokens.staff()
-    finally:
-        await store.close()
-
-
 async def start_server(settings: Settings) -> Running:
-    token = await staff_token_for(settings)
+    token = await staff_token(settings)
     server, sock = build(create_app(settings), replace(settings, port=0))
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -84,8 +84,30 @@ export function countdown(s, now) {
   return { label, value: formatDuration(left), tone: urgent ? "urgent" : "" };
 }
 
-/** Wire the header: language switch, and a server clock plus connection badge when given. */
+const BRAND = `
+  <a class="brand" href="/">
+    <img class="brand-mark" src="/static/emblem.svg" alt="" width="34" height="34">
+    <span class="brand-text">
+      <span class="brand-centre" data-i18n="site.centre">公共资源交易中心</span>
+      <span class="brand-short" data-i18n="site.centre.short">公共资源交易中心</span>
+      <span class="brand-system" data-i18n="site.system">网上竞价系统</span>
+    </span>
+  </a>`;
+const CLOCK = `<span id="server-clock" class="server-clock"><span class="clock-label"></span><span
+  class="clock-value num">--:--:--</span></span>`;
+const CONN = `<span id="conn" class="conn" data-state="connecting" role="status"><span class="dot"
+  aria-hidden="true"></span><span class="conn-text"></span></span>`;
+
+/**
+ * Build and wire the page's `<header class="topbar">`: brand and language switch, plus a
+ * server clock and connection badge when the page passes `clock` and `live`.
+ */
 export function header({ live = null, clock = null } = {}) {
+  const bar = $("header.topbar");
+  if (bar && !bar.firstElementChild) {
+    bar.innerHTML = `${BRAND}<div class="topbar-right">${clock ? CLOCK : ""}${live ? CONN : ""}
+      <button id="lang-switch" class="lang-switch" type="button">English</button></div>`;
+  }
   applyStatic();
   const button = $("#lang-switch");
   if (button) {
