@@ -193,6 +193,8 @@ async def test_unknown_lots_and_second_hello(server: Running, staff) -> None:
     async with server.live(a["token"], reconnect=False) as client:
         await client.subscribe("no-such-lot")
         assert (await client.next())["code"] == "unknown_lot"
+        answer = await client.bid("no-such-lot", 1_000_000)
+        assert answer["type"] == "reject" and answer["code"] == "unknown_lot"
         await client.send_raw(json.dumps({"type": "hello", "token": a["token"]}))
         assert (await client.next())["code"] == "already_greeted"
 
