@@ -72,21 +72,27 @@ class Session:
             if message["type"] == "websocket.disconnect":
                 return
             now = now_ms()
-            if not self.bucket.take(now):
+            allowed = self.bucket.take(now)
+            if allowed:
+                self.strikes = 0
+            else:
                 self.strikes += 1
                 if self.strikes > self.strike_limit:
                     self.outbox.close(CLOSE_RATE_LIMIT, "rate limit exceeded")
                     return
-                self._error(ServerError("rate_limited",
-                                        retry_after_ms=int(1000 / self.bucket.rate) + 1))
-                continue
-            self.strikes = 0
             text = message.get("text")
-            if text is None:
-                self._error(ServerError("bad_message", "send JSON in text frames"))
-                continue
             try:
-                self._handle(decode(text), now)
+                if text is None:
+                    raise ServerError("bad_message", "send JSON in text frames")
+                msg = decode(text)  # frames are at most 4 KiB: cheap even in a flood
+                if not allowed:
+                    limited = ServerError("rate_limited",
+                                          retry_after_ms=int(1000 / self.bucket.rate) + 1)
+                    if isinstance(msg, Bid):  # answer with the bid_id, so it can be retried
+                        self._reject(msg, limited)
+                        continue
+                    raise limited
+                self._handle(msg, now)
             except ServerError as exc:
                 self._error(exc)
 

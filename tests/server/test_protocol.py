@@ -214,7 +214,7 @@ async def test_a_flood_is_rate_limited_then_cut_off(tmp_path) -> None:
                                           gc_tuning=False))
     try:
         async with running.staff() as staff:
-            lot_id, (_a, _) = await open_lot(staff)
+            lot_id, (a, _) = await open_lot(staff)
             before = await record(staff, lot_id)
             async with connect(running.ws_url) as raw:
                 codes = []
@@ -230,6 +230,19 @@ async def test_a_flood_is_rate_limited_then_cut_off(tmp_path) -> None:
                 assert "rate_limited" in codes
                 assert close_code is not None and close_code.code == 1008
             assert await record(staff, lot_id) == before
+            # Bids over the rate are refused with their bid_id, so a client can retry them.
+            async with connect(running.ws_url) as raw:
+                await raw.send(json.dumps({"type": "hello", "token": a["token"]}))
+                assert json.loads(await raw.recv())["type"] == "welcome"
+                for i in range(8):
+                    await raw.send(json.dumps({"type": "bid", "lot": lot_id,
+                                               "amount": 1_000_000 + i * 10_000,
+                                               "bid_id": f"b{i}"}))
+                answers = [json.loads(await raw.recv()) for _ in range(8)]
+                limited = [m for m in answers if m.get("code") == "rate_limited"]
+                assert limited and all(m["type"] == "reject" for m in limited)
+                assert {m["bid_id"] for m in limited} <= {f"b{i}" for i in range(8)}
+                assert all(m["retry_after_ms"] > 0 for m in limited)
     finally:
         await stop_server(running)
 
