@@ -5,30 +5,32 @@ paddle seed. See :class:`auction.lot.Lot` for the entry point.
 """
 
 from .commands import (
-                       ChangeIncrement,
-                       Command,
-                       Freeze,
-                       OpenLot,
-                       PlaceBid,
-                       QualifyBidder,
-                       Resume,
-                       SetReserve,
-                       Tick,
+    ChangeIncrement,
+    Command,
+    Freeze,
+    OpenLot,
+    PlaceBid,
+    QualifyBidder,
+    Resume,
+    SetReserve,
+    Takeover,
+    Tick,
 )
 from .errors import CODES, AuctionError, InvariantBroken, Refused
 from .events import (
-                       EVENT_TYPES,
-                       BidAccepted,
-                       BidderQualified,
-                       Capped,
-                       Closed,
-                       Event,
-                       Frozen,
-                       IncrementChanged,
-                       LotOpened,
-                       PhaseChanged,
-                       ReserveSet,
-                       Resumed,
+    EVENT_TYPES,
+    BidAccepted,
+    BidderQualified,
+    Capped,
+    Closed,
+    Event,
+    Frozen,
+    IncrementChanged,
+    LotOpened,
+    PhaseChanged,
+    ReserveSet,
+    Resumed,
+    TakenOver,
 )
 from .lot import Decision, Lot
 from .phases import Phase, Trigger
@@ -41,5 +43,5 @@ __all__ = [
     "Command", "Decision", "Eligibility", "Event", "FinalMode", "Freeze", "Frozen",
     "IncrementChanged", "InvariantBroken", "Kind", "Lot", "LotOpened", "LotTerms", "OpenLot",
     "Phase", "PhaseChanged", "PlaceBid", "QualifyBidder", "Refused", "ReserveSet", "Resume",
-    "Resumed", "SetReserve", "Tick", "Trigger", "preset", "rules",
+    "Resumed", "SetReserve", "TakenOver", "Takeover", "Tick", "Trigger", "preset", "rules",
 ]

@@ -70,3 +70,16 @@ class Freeze(Command):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resume(Command):
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Takeover(Command):
+    """A new owner serves the lot after an outage that began at ``down_since``.
+
+    Time stood still during the outage, so the freeze rule applies: the listing is
+    extended by the outage and a countdown restarts in full (after the preparation
+    where the preset has one). ``owner`` names the process taking over, for the record.
+    """
+
+    owner: str
+    down_since: int

@@ -130,6 +130,24 @@ class Resumed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TakenOver(Event):
+    """Another process (or the restarted one) serves the lot after an outage of ``down_for``
+    ms; the timings follow the freeze rule, unless staff froze the lot (then nothing moves
+    until they resume it)."""
+
+    KIND: ClassVar[str] = "taken_over"
+    owner: str
+    down_for: int
+    phase: Phase
+    ends_at: int | None
+    listing_end: int
+
+    def public(self) -> Public:
+        return {"kind": self.KIND, "at": self.at, "down_for": self.down_for,
+                "phase": self.phase, "ends_at": self.ends_at, "listing_end": self.listing_end}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Closed(Event):
     """The sale ended: ``phase`` is ``sold`` or ``unsold``; ``reason`` explains an unsold lot.
 
@@ -167,7 +185,7 @@ class Capped(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls
     for cls in (LotOpened, BidderQualified, ReserveSet, IncrementChanged, BidAccepted,
-                PhaseChanged, Frozen, Resumed, Closed, Capped)
+                PhaseChanged, Frozen, Resumed, TakenOver, Closed, Capped)
 }
 
 #: Reasons an unsold lot gives publicly.

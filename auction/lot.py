@@ -28,6 +28,7 @@ from .commands import (
     QualifyBidder,
     Resume,
     SetReserve,
+    Takeover,
     Tick,
 )
 from .errors import InvariantBroken, Refused
@@ -45,6 +46,7 @@ from .events import (
     PhaseChanged,
     ReserveSet,
     Resumed,
+    TakenOver,
 )
 from .paddles import paddle_for
 from .phases import BIDDING, COUNTDOWN, FINAL, REGISTRATION, RUNNING, Phase, Trigger, check
@@ -126,6 +128,14 @@ class Lot:
         try:
             if isinstance(command, OpenLot):
                 primary = self._open(command, now)
+            elif isinstance(command, Takeover):
+                if self.terms is None:
+                    raise Refused(E.LOT_NOT_OPEN)
+                # Deadlines that fell due before the outage began still count; then time
+                # stood still until now.
+                self._advance(min(command.down_since, now))
+                primary = self._takeover(command, now)
+                self._advance(now)
             else:
                 if self.terms is None:
                     raise Refused(E.LOT_NOT_OPEN)
@@ -211,24 +221,42 @@ class Lot:
         if self.frozen_since is None:
             raise Refused(E.NOT_FROZEN)
         _text(c.reason, "reason", _MAX_TEXT)
-        terms = self._terms
         frozen_for = now - self.frozen_since
+        phase, ends_at, listing_end = self._restarted(now, frozen_for)
+        return self._emit(Resumed, now, reason=c.reason, frozen_for=frozen_for, phase=phase,
+                          ends_at=ends_at, listing_end=listing_end)
+
+    def _takeover(self, c: Takeover, now: int) -> Event:
+        if self.phase in FINAL:
+            raise Refused(E.PHASE_CLOSED, "a decided lot needs no takeover")
+        _text(c.owner, "owner", 128)
+        down_for = max(0, now - max(c.down_since, self.clock))
+        phase, ends_at, listing_end = (
+            (self.phase, self.timing.ends_at, self.timing.listing_end)
+            if self.frozen_since is not None  # staff froze it: timings move when they resume
+            else self._restarted(now, down_for))
+        assert phase is not None
+        return self._emit(TakenOver, now, owner=c.owner, down_for=down_for, phase=phase,
+                          ends_at=ends_at, listing_end=listing_end)
+
+    def _restarted(self, now: int, stood_still: int) -> tuple[Phase, int | None, int]:
+        """Timings after the lot stood still for ``stood_still`` ms (the freeze rule): the
+        listing is extended by that time; a countdown restarts in full, after the
+        preparation where the preset has one."""
+        terms = self._terms
         phase = self.phase
         assert phase is not None
         listing_end = self.timing.listing_end
-        ends_at: int | None
+        if phase is Phase.ANNOUNCEMENT:
+            return phase, self.timing.ends_at, listing_end
         if phase in (Phase.LISTING, Phase.LISTING_STOPPED):
-            # The listing is extended by the time it was frozen.
-            listing_end += frozen_for
-            ends_at = listing_end
-        elif phase is Phase.TIMED:
-            ends_at = now + terms.countdown  # the countdown restarts in full
-        elif terms.preparation:
-            phase, ends_at = Phase.PREPARATION, now + terms.preparation  # preparation first
-        else:
-            ends_at = now + terms.countdown
-        return self._emit(Resumed, now, reason=c.reason, frozen_for=frozen_for, phase=phase,
-                          ends_at=ends_at, listing_end=listing_end)
+            listing_end += stood_still
+            return phase, listing_end, listing_end
+        if phase is Phase.TIMED:
+            return phase, now + terms.countdown, listing_end
+        if terms.preparation:
+            return Phase.PREPARATION, now + terms.preparation, listing_end
+        return phase, now + terms.countdown, listing_end
 
     def _bid(self, c: PlaceBid, now: int) -> Event:
         if self.frozen_since is not None:
@@ -416,6 +444,13 @@ class Lot:
         self.timing = _Timing(listing_end=e.listing_end, ends_at=e.ends_at)
         self.frozen_since, self.frozen_reason = None, ""
 
+    def _apply_taken_over(self, e: TakenOver) -> None:
+        assert self.phase is not None
+        if e.phase is not self.phase:
+            check(self.phase, Trigger.RESTART, e.phase)
+        self.phase = e.phase
+        self.timing = _Timing(listing_end=e.listing_end, ends_at=e.ends_at)
+
     def _apply_closed(self, e: Closed) -> None:
         assert self.phase is not None
         check(self.phase, e.trigger, e.phase)
@@ -510,7 +545,8 @@ _APPLY: dict[type[Event], Any] = {
     LotOpened: Lot._apply_opened, BidderQualified: Lot._apply_qualified,
     ReserveSet: Lot._apply_reserve, IncrementChanged: Lot._apply_increment,
     BidAccepted: Lot._apply_bid, PhaseChanged: Lot._apply_phase, Frozen: Lot._apply_frozen,
-    Resumed: Lot._apply_resumed, Closed: Lot._apply_closed, Capped: Lot._apply_capped,
+    Resumed: Lot._apply_resumed, TakenOver: Lot._apply_taken_over, Closed: Lot._apply_closed,
+    Capped: Lot._apply_capped,
 }
 for _cls in _APPLY:
     _PUBLIC[_cls] = _cls.public is not Event.public

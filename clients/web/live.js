@@ -411,6 +411,11 @@ export class LotState {
         s.ends_at = e.ends_at;
         s.listing_end = e.listing_end;
         break;
+      case "taken_over": // another server took over after an outage: new timings, same freeze
+        s.phase = e.phase;
+        s.ends_at = e.ends_at;
+        s.listing_end = e.listing_end;
+        break;
       case "closed":
         s.phase = e.outcome;
         s.ends_at = null;

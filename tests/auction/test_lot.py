@@ -17,6 +17,7 @@ from auction import (
     Refused,
     Resume,
     SetReserve,
+    Takeover,
     preset,
 )
 from auction.paddles import paddle_for
@@ -353,3 +354,66 @@ def test_invalid_terms_are_refused(fields: dict[str, object]) -> None:
 def test_unknown_preset_is_refused() -> None:
     with pytest.raises(Refused, match="unknown preset"):
         preset("atlantis", start_price=M)
+
+
+# ---------------------------------------------------------------------- takeover
+def test_takeover_during_a_countdown_restarts_it_in_full() -> None:
+    hall = Hall("suzhou")
+    hall.bid("a", M, at=T0 + 1)
+    hall.bid("b", M + INC)
+    hall.tick(T0 + 2 * HOUR + 3 * MINUTE)  # timed, one minute left
+    down = hall.clock.now
+    # The owner died; another process takes over 10 minutes later: the old end has passed.
+    taken = hall.do(Takeover(at=down + 10 * MINUTE, owner="node-2", down_since=down))
+    assert_events(taken, [("taken_over", {"owner": "node-2", "down_for": 10 * MINUTE,
+                                          "phase": Phase.TIMED,
+                                          "ends_at": down + 10 * MINUTE + 4 * MINUTE})])
+    assert hall.lot.phase is Phase.TIMED
+    assert hall.bid("a", M + 2 * INC, at=down + 11 * MINUTE).refusal is None
+    same_state(hall.lot, hall.replayed())
+
+
+def test_takeover_of_an_auction_goes_through_preparation_again() -> None:
+    hall = Hall("fujian")
+    hall.bid("a", M, at=T0 + HOUR + 1)
+    hall.bid("b", M + INC)
+    hall.tick(T0 + 2 * HOUR + 15 * MINUTE + 1)
+    assert hall.lot.phase is Phase.AUCTION
+    now = hall.clock.advance(30_000)
+    taken = hall.do(Takeover(at=now, owner="n", down_since=now - 20_000))
+    assert_events(taken, [("taken_over", {"phase": Phase.PREPARATION,
+                                          "ends_at": now + 15 * MINUTE})])
+
+
+def test_takeover_extends_the_listing_by_the_outage() -> None:
+    hall = Hall("fujian")
+    hall.bid("a", M, at=T0 + 1)
+    taken = hall.do(Takeover(at=T0 + 5 * MINUTE, owner="n", down_since=T0 + 2 * MINUTE))
+    assert_events(taken, [("taken_over", {"phase": Phase.LISTING, "down_for": 3 * MINUTE,
+                                          "listing_end": T0 + 2 * HOUR + 3 * MINUTE})])
+
+
+def test_deadlines_due_before_the_outage_still_count() -> None:
+    hall = Hall("qinzhou", listing=HOUR)
+    hall.bid("a", M, at=T0 + 1)
+    hall.tick(T0 + HOUR)  # window ends at T0 + HOUR + 5 min
+    end = T0 + HOUR + 5 * MINUTE
+    # The owner served until after the end but died before its timer closed the lot.
+    taken = hall.do(Takeover(at=end + HOUR, owner="n", down_since=end + 2000))
+    assert kinds(taken) == ["closed"]
+    assert taken.events[0].at == end
+    assert_refused(taken, "phase_closed")  # nothing to take over: the lot is decided
+
+
+def test_takeover_of_a_frozen_lot_leaves_the_timings_to_the_resume() -> None:
+    hall = Hall("suzhou")
+    hall.bid("a", M, at=T0 + 1)
+    hall.do(Freeze(at=hall.clock.now, reason="x"))
+    before = hall.lot.timing
+    taken = hall.do(Takeover(at=hall.clock.advance(HOUR), owner="n",
+                             down_since=hall.clock.now - 10_000))
+    assert_events(taken, [("taken_over", {"ends_at": before.ends_at,
+                                          "listing_end": before.listing_end})])
+    assert hall.lot.frozen_since is not None
+    resumed = hall.do(Resume(at=hall.clock.advance(MINUTE), reason="y"))
+    assert resumed.events[0].frozen_for == HOUR + MINUTE

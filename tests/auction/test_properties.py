@@ -7,7 +7,8 @@ Checked after every step, against the events the lot emitted:
 - nothing is accepted after the close or while frozen;
 - at the close, the winner is the last accepted bid if the reserve is met, else unsold;
 - public events never carry a bidder identity, a deposit reference, the seed or the reserve;
-- replaying the events rebuilds the same state.
+- replaying the events rebuilds the same state;
+- a takeover after an outage never ends a countdown: it restarts it (the freeze rule).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from auction import (
     Resume,
     Resumed,
     SetReserve,
+    Takeover,
+    TakenOver,
     Tick,
     preset,
 )
@@ -138,6 +141,13 @@ class LotMachine(RuleBasedStateMachine):
             self.now += ms
             self.do(Resume(at=self.now, reason="fixed"))
 
+    @rule(outage=st.integers(0, 2 * HOUR), detected=st.integers(0, 10_000))
+    def take_over(self, outage: int, detected: int) -> None:
+        """The owner died ``outage`` ms ago; another process takes the lot over."""
+        down_since = self.now
+        self.now += outage + detected
+        self.do(Takeover(at=self.now, owner="node-b", down_since=down_since))
+
     @precondition(lambda self: self.frozen)
     @rule()
     def resume(self) -> None:
@@ -190,6 +200,13 @@ class LotMachine(RuleBasedStateMachine):
         elif isinstance(event, Resumed):
             assert self.frozen
             self.frozen, self.phase = False, event.phase
+        elif isinstance(event, TakenOver):
+            assert self.phase not in (Phase.SOLD, Phase.UNSOLD, Phase.CAPPED)
+            assert not self.frozen or event.phase is self.phase
+            if self.phase in (Phase.TIMED, Phase.AUCTION, Phase.PREPARATION) and not self.frozen:
+                assert event.ends_at is not None and event.ends_at > event.at, \
+                    "a countdown interrupted by an outage restarts in full"
+            self.phase = event.phase
         elif isinstance(event, IncrementChanged):
             self.increment[event.final] = event.amount
         elif isinstance(event, ReserveSet):
