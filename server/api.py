@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from auction import (
     PRESETS,
+    BidderQualified,
     ChangeIncrement,
     Freeze,
     Lot,
@@ -235,8 +236,8 @@ async def qualify(ctx: Ctx) -> Any:
     answer = await ctx.lots.submit(lot_id, QualifyBidder(at=now_ms(), bidder=body.bidder,
                                                          deposit_ref=body.deposit_ref))
     _done(answer)
-    paddle = ctx.lots.view(lot_id).bidders[body.bidder].paddle
-    return _bidder_token(ctx, lot_id, body.bidder, paddle, body.token_ttl)
+    assert isinstance(answer.event, BidderQualified)  # the owner's answer: the replica may lag
+    return _bidder_token(ctx, lot_id, body.bidder, answer.event.paddle, body.token_ttl)
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -27,10 +27,12 @@ from auction import Refused
 from . import api, codec, openapi, ws
 from .auth import Tokens, new_secret
 from .bus import InProcessBus
+from .cluster import LocalCluster, RedisCluster
 from .config import Settings
 from .errors import ServerError, describe, http_status
 from .hub import Hub
 from .lots import Lots
+from .redis_bus import RedisBus
 from .store import StoreError, StoreUnavailable, open_store
 
 log = logging.getLogger("bidhall")
@@ -93,10 +95,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if first:
             print("bidhall: first start. Staff token (print it again with `bidhall staff-token`):\n"
                   f"  {tokens.staff()}", file=sys.stderr, flush=True)
-        bus = InProcessBus()
         hub = Hub(store)
+        cluster: LocalCluster | RedisCluster
+        bus: InProcessBus | RedisBus
+        if settings.redis_url:
+            cluster = RedisCluster(settings.redis_url)
+            bus = RedisBus(settings.redis_url, cluster.node, on_reconnect=hub.catch_up_all)
+        else:
+            cluster, bus = LocalCluster(), InProcessBus()
         bus.subscribe(hub.dispatch)
-        lots = Lots(store, hub, bus, batch_max=settings.batch_max)
+        await bus.start()
+        lots = Lots(store, hub, bus, cluster=cluster, batch_max=settings.batch_max)
         await lots.start()
         if settings.gc_tuning:
             tune_gc()
@@ -105,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                    "lots": lots}
         finally:
             await lots.stop()
+            await bus.close()
             await store.close()
 
     web = web_dir()

@@ -17,6 +17,12 @@ class InProcessBus:
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
 
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
 

@@ -31,6 +31,7 @@ SERVER_CODES: Final[dict[str, str]] = {
     "session_replaced": "this bidder signed in elsewhere; this session is closed",
     "duplicate_bid_id": "this bid_id was already used for a different bid",
     "already_greeted": "hello was already received on this connection",
+    "wrong_owner": "this server does not serve the lot; the command was not run",
 }
 
 CODES: Final = {**AUCTION_CODES, **SERVER_CODES}
@@ -39,6 +40,7 @@ _STATUS: Final[dict[str, int]] = {
     "bad_json": 400, "bad_message": 422, "unknown_type": 422, "frame_too_large": 413,
     "unauthorized": 401, "bad_token": 401, "token_expired": 401, "forbidden": 403,
     "unknown_lot": 404, "not_found": 404, "rate_limited": 429, "unavailable": 503,
+    "wrong_owner": 503,
     "invalid_amount": 422, "invalid_terms": 422, "invalid_request": 422,
 }
 

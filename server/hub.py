@@ -90,6 +90,9 @@ class Hub:
         self._subs: dict[str, dict[Audience, set[Outbox]]] = {}
         self._bidders: dict[tuple[str, str], Outbox] = {}
         self._snapshots: dict[str, tuple[int, str]] = {}
+        # Lots whose replica is reading missed events from the store, with what arrived since.
+        self._held: dict[str, list[Event]] = {}
+        self._catching_up: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ replicas
     def track(self, lot_id: str, events: Sequence[Event] = ()) -> None:
@@ -105,10 +108,63 @@ class Hub:
                 outbox.subs.discard(lot_id)
 
     def dispatch(self, lot_id: str, events: Sequence[Event]) -> None:
-        """Bus handler: apply committed ``events`` to the replica and queue them for watchers."""
-        replica = self.replicas.get(lot_id)
-        if replica is None:
+        """Bus handler: apply committed ``events`` to the replica and queue them for watchers.
+
+        Events of a lot this process has not seen yet, or that skip a ``seq`` (messages lost
+        between processes), are held while the missing ones are read from the store.
+        """
+        if not events:
             return
+        replica = self.replicas.get(lot_id)
+        if lot_id in self._held or replica is None or events[0].seq > replica.seq + 1:
+            self._held.setdefault(lot_id, []).extend(events)
+            self.catch_up(lot_id)
+            return
+        self._apply(lot_id, replica, events)
+
+    def catch_up(self, lot_id: str) -> None:
+        """Read ``lot_id``'s missed events from the store (in the background)."""
+        if lot_id in self._catching_up:
+            return
+        self._held.setdefault(lot_id, [])
+        task = asyncio.get_running_loop().create_task(self._read_missed(lot_id))
+        self._catching_up[lot_id] = task
+        task.add_done_callback(lambda _: self._catching_up.pop(lot_id, None))
+
+    def catch_up_all(self) -> None:
+        """After an outage of the bus: every lot may have missed events."""
+        for lot_id in list(self.replicas):
+            self.catch_up(lot_id)
+
+    async def _read_missed(self, lot_id: str) -> None:
+        delay = 0.1
+        while True:
+            if lot_id not in self.replicas:
+                self.track(lot_id)
+            replica = self.replicas[lot_id]
+            try:
+                rows = await self._store.events(lot_id, replica.seq)
+            except Exception as exc:  # the store is down: keep holding, try again
+                log.warning("lot %s: cannot read missed events yet: %s", lot_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            stored = [codec.from_row(r) for r in rows]
+            held = self._held.pop(lot_id, [])
+            merged = {e.seq: e for e in (*stored, *held) if e.seq > replica.seq}
+            ready: list[Event] = []
+            for seq in sorted(merged):
+                if seq != replica.seq + len(ready) + 1:
+                    break  # still a gap: the rest waits for the next read
+                ready.append(merged[seq])
+            self._apply(lot_id, replica, ready)
+            rest = [e for s, e in sorted(merged.items()) if s > replica.seq]
+            if not rest:
+                return
+            self._held[lot_id] = rest
+            await asyncio.sleep(delay)
+
+    def _apply(self, lot_id: str, replica: Lot, events: Sequence[Event]) -> None:
         subs = self._subs[lot_id]
         public, staff = subs["public"], subs["staff"]
         for event in events:

@@ -140,15 +140,14 @@ class Session:
                 raise ServerError("forbidden", "only bidders place bids")
             if cred.expires is not None and cred.expires <= now:
                 raise ServerError("token_expired")
-            sequencer = self.lots.get(msg.lot)
+            self.lots.view(msg.lot)
             if msg.lot != cred.lot:
                 raise Refused("not_qualified", "this bidder is not qualified for this lot")
+            self.lots.submit_nowait(msg.lot, PlaceBid(at=now, bidder=cred.subject,
+                                                      amount=msg.amount, bid_id=msg.bid_id),
+                                    lambda outcome: self._answer(msg, outcome))
         except (ServerError, Refused) as exc:
             self._reject(msg, exc)
-            return
-        sequencer.submit_nowait(PlaceBid(at=now, bidder=cred.subject, amount=msg.amount,
-                                         bid_id=msg.bid_id),
-                                lambda outcome: self._answer(msg, outcome))
 
     def _answer(self, msg: Bid, outcome: Answer | ServerError) -> None:
         if isinstance(outcome, ServerError):

@@ -88,6 +88,13 @@ class Store(Protocol):
     async def setting(self, key: str, create: Callable[[], str]) -> str:
         """The value stored under ``key``; if none, store ``create()`` first (once, atomically)."""
 
+    async def touch(self, lot_ids: Sequence[str], at: int) -> None:
+        """Record that ``lot_ids`` were being served at ``at`` (ms). A takeover measures the
+        outage from the last stamp, so it is written every few seconds, not per bid."""
+
+    async def alive(self, lot_id: str) -> int | None:
+        """The last :meth:`touch` stamp of ``lot_id``, or ``None``."""
+
 
 def open_store(settings: Settings) -> Store:
     """The store ``settings`` ask for: PostgreSQL for a ``postgresql://`` URL, else SQLite."""

@@ -25,7 +25,8 @@ T = TypeVar("T")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lots (
     lot_id   TEXT PRIMARY KEY,
-    head_seq INTEGER NOT NULL
+    head_seq INTEGER NOT NULL,
+    alive_at INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     lot_id TEXT NOT NULL,
@@ -105,6 +106,9 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = _connect(self.path, self.busy_timeout)
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(lots)")}
+            if "alive_at" not in columns:  # a data directory from before the column
+                conn.execute("ALTER TABLE lots ADD COLUMN alive_at INTEGER")
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._thread = threading.Thread(target=self._write_loop, args=(conn,),
@@ -142,6 +146,23 @@ class SQLiteStore:
         future: asyncio.Future[str] = self._running_loop().create_future()
         self._queue.put(_Call(get_or_create, future))
         return await future
+
+    async def touch(self, lot_ids: Sequence[str], at: int) -> None:
+        if not lot_ids:
+            return
+        ids = list(lot_ids)
+
+        def stamp(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE lots SET alive_at = ? WHERE lot_id = ?",
+                             [(at, lot_id) for lot_id in ids])
+
+        future: asyncio.Future[None] = self._running_loop().create_future()
+        self._queue.put(_Call(stamp, future))
+        await future
+
+    async def alive(self, lot_id: str) -> int | None:
+        rows = await self._read("SELECT alive_at FROM lots WHERE lot_id = ?", (lot_id,))
+        return rows[0][0] if rows else None
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:

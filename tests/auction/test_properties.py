@@ -41,8 +41,8 @@ from auction import (
     Resume,
     Resumed,
     SetReserve,
-    Takeover,
     TakenOver,
+    Takeover,
     Tick,
     preset,
 )

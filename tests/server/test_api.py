@@ -15,7 +15,8 @@ import pytest
 from clients.python import ApiError, StaffClient
 from server.api import OPS
 from server.clock import now_ms
-from tests.conftest import Running, lot_fields
+from server.config import Settings
+from tests.conftest import Running, lot_fields, start_server, stop_server
 
 
 async def refused(call: Any, status: int, code: str) -> dict[str, Any]:
@@ -196,3 +197,32 @@ def test_a_bad_setting_is_named(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "BIDHALL_PORT" in bad.stderr
     bad = cli("staff-token", env={**os.environ, "BIDHALL_DATABASE_URL": "mysql://x"})
     assert bad.returncode == 2 and "BIDHALL_DATABASE_URL" in bad.stderr
+
+
+async def test_a_countdown_that_ran_out_while_the_server_was_down_restarts(
+        settings: Settings) -> None:
+    running = await start_server(settings)
+    now = now_ms()
+    async with running.staff() as staff:
+        lot = await staff.create_lot(**lot_fields(listing_start=now - 1000,
+                                                  listing_end=now + 400, countdown=2000))
+        a = await staff.qualify(lot["lot_id"], "公司A", "R")
+        async with running.live(a["token"]) as client:
+            assert (await client.bid(lot["lot_id"], 1_000_000))["type"] == "ack"
+        for _ in range(20):
+            if (await staff.lot(lot["lot_id"]))["phase"] == "timed":
+                break
+            await asyncio.sleep(0.1)
+    await stop_server(running)
+    await asyncio.sleep(2.5)  # the countdown's end passes while nobody can bid
+
+    running = await start_server(settings)
+    try:
+        async with running.staff() as staff:
+            view = await staff.lot(lot["lot_id"])
+            assert view["phase"] == "timed", "not closed at the old deadline"
+            assert view["ends_at"] > now_ms() + 1000, "the countdown restarted in full"
+            last = (await staff.events(lot["lot_id"]))["events"][-1]
+            assert last["kind"] == "taken_over" and last["down_for"] >= 2500
+    finally:
+        await stop_server(running)

@@ -7,6 +7,7 @@ process is killed three times without warning and restarted on the same port. Af
 - no bid_id was placed twice; the accepted amounts rise strictly with seq;
 - every client resumed by itself and every bid it sent got exactly one answer;
 - the watcher saw a gapless sequence with no duplicate across the restarts;
+- each restart is a ``taken_over`` event in the lot's history;
 - a clean restart replays the same order.
 """
 
@@ -226,7 +227,14 @@ async def test_sigkill_mid_storm_loses_no_acked_bid(process: ServerProcess) -> N
     watched_bids = [e for e in events if e["kind"] == "bid"]
     assert watched_bids[-1]["amount"] == bids[-1]["amount"]
 
+    # Each restart is an outage in the lot's history; the listing was extended by it.
+    takeovers = [e for e in stored if e["kind"] == "taken_over"]
+    assert len(takeovers) == 3, [e["down_for"] for e in takeovers]
+    assert all(e["phase"] == "listing" and e["down_for"] >= 0 for e in takeovers)
+
     process.stop()
     await process.start()
     async with StaffClient(process.base_url, token) as staff:
-        assert await whole_record(staff, lot_id) == stored
+        again = await whole_record(staff, lot_id)
+    assert again[:len(stored)] == stored, "a clean restart replays the same order"
+    assert [e["kind"] for e in again[len(stored):]] == ["taken_over"]

@@ -1,0 +1,121 @@
+"""The bus across processes: committed events published on one Redis channel.
+
+The owner of a lot dispatches its committed events to its own hub at once and
+publishes them for every other process; a process skips its own messages. Redis
+pub/sub drops messages when a subscriber disconnects, so nothing depends on it for
+durability: a hub that sees a gap in a lot's ``seq``, or reconnects after an outage,
+reads what it missed from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+import msgspec
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from auction import Event
+
+from . import codec
+from .bus import Handler
+from .store import EventRow
+
+log = logging.getLogger("bidhall.bus")
+
+#: Events waiting to be published before the oldest are dropped (the store has them).
+PUBLISH_BACKLOG = 10_000
+
+
+class _Batch(msgspec.Struct, array_like=True):
+    node: str
+    lot: str
+    events: list[tuple[int, int | None, int, str, msgspec.Raw]]  # seq, pseq, at, kind, body
+
+
+class RedisBus:
+    def __init__(self, url: str, node: str, *, channel: str = "bidhall:events",
+                 on_reconnect: Callable[[], None] | None = None) -> None:
+        self.url, self.node, self.channel = url, node, channel
+        self.on_reconnect = on_reconnect
+        self._handlers: list[Handler] = []
+        self._redis: aioredis.Redis | None = None
+        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(PUBLISH_BACKLOG)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(_Batch)
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def start(self) -> None:
+        self._redis = aioredis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2,
+                                        health_check_interval=5)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._publisher()), loop.create_task(self._listener())]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    def publish(self, lot_id: str, events: Sequence[Event]) -> None:
+        for handler in self._handlers:
+            handler(lot_id, events)
+        rows = [codec.to_row(e) for e in events]
+        batch = _Batch(self.node, lot_id, [(r.seq, r.pseq, r.at, r.kind, msgspec.Raw(r.body))
+                                           for r in rows])
+        try:
+            self._outgoing.put_nowait(self._encoder.encode(batch))
+        except asyncio.QueueFull:
+            log.warning("bus backlog full; other processes will read lot %s from the store",
+                        lot_id)
+
+    async def _publisher(self) -> None:
+        assert self._redis is not None
+        while True:
+            payload = await self._outgoing.get()
+            try:
+                await self._redis.publish(self.channel, payload)
+            except (RedisError, OSError) as exc:
+                # Other processes catch up from the store when they see the gap.
+                log.warning("could not publish events: %s", exc)
+
+    async def _listener(self) -> None:
+        assert self._redis is not None
+        backoff, first = 0.1, True
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(self.channel)
+                if not first and self.on_reconnect is not None:
+                    self.on_reconnect()  # messages may have been lost meanwhile
+                first, backoff = False, 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("event channel lost (%s); reconnecting", exc)
+                first = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _receive(self, data: bytes) -> None:
+        batch = self._decoder.decode(data)
+        if batch.node == self.node:
+            return  # dispatched locally already
+        events = [codec.from_row(EventRow(seq, pseq, at, kind, bytes(body)))
+                  for seq, pseq, at, kind, body in batch.events]
+        for handler in self._handlers:
+            handler(batch.lot, events)
