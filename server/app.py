@@ -129,8 +129,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(codec.encode(openapi.document(version())), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
-        hub: Hub = request.scope["state"]["hub"]
-        return Response(codec.encode({"ok": True, **hub.stats()}), media_type="application/json")
+        state = request.scope["state"]
+        hub: Hub = state["hub"]
+        lots: Lots = state["lots"]
+        return Response(codec.encode({"ok": True, "node": lots.cluster.node,
+                                      "serving": len(lots.ids()), **hub.stats()}),
+                        media_type="application/json")
 
     routes = [
         WebSocketRoute("/ws", ws.endpoint),

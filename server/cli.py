@@ -32,18 +32,29 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
-    from .net import build, port_of
+    from .net import build, listen, port_of, serve_workers
 
     settings = _settings(args)
+    if args.workers > 1 and not settings.redis_url:
+        print("bidhall: --workers needs BIDHALL_REDIS_URL (the processes share lots through "
+              "Redis) and, for more than a few lots, BIDHALL_DATABASE_URL=postgresql://...",
+              file=sys.stderr)
+        return 2
     try:
-        server, sock = build(create_app(settings), settings)
+        sock = listen(settings)
     except OSError as exc:
         print(f"bidhall: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)
         return 1
-    print(f"bidhall serving on http://{settings.host}:{port_of(sock)} "
-          f"(data: {settings.database_url or settings.sqlite_path})", file=sys.stderr, flush=True)
-    server.run(sockets=[sock])
+    where = settings.database_url or settings.sqlite_path
+    print(f"bidhall serving on http://{settings.host}:{port_of(sock)} with {args.workers} "
+          f"process{'es' if args.workers > 1 else ''} (data: {where})",
+          file=sys.stderr, flush=True)
+    if args.workers > 1:
+        serve_workers(settings, args.workers, sock)
+    else:
+        server, _ = build(create_app(settings), settings, sock=sock)
+        server.run(sockets=[sock])
     return 0
 
 
@@ -81,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the server")
     server_options(serve)
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="processes sharing the port (needs BIDHALL_REDIS_URL; default 1)")
     serve.set_defaults(run=_serve)
     demo = commands.add_parser("demo", help="run the server with a live demo lot and bots")
     server_options(demo)

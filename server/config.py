@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class Settings:
     sndbuf: int = 128 * 1024
     #: Tune the process's garbage collector for a long-lived server (see server.app).
     gc_tuning: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def sqlite_path(self) -> Path:
@@ -65,6 +64,21 @@ class Settings:
         if url.startswith("sqlite:///"):
             return Path(url.removeprefix("sqlite:///"))
         return self.data_dir / "bidhall.sqlite3"
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``BIDHALL_*`` variables (for worker processes)."""
+        env = {
+            "BIDHALL_DATA_DIR": str(self.data_dir), "BIDHALL_HOST": self.host,
+            "BIDHALL_PORT": str(self.port), "BIDHALL_RATE": str(self.rate),
+            "BIDHALL_BURST": str(self.burst), "BIDHALL_SEND_QUEUE": str(self.send_queue),
+            "BIDHALL_BATCH_MAX": str(self.batch_max), "BIDHALL_TOKEN_TTL": str(self.token_ttl),
+            "BIDHALL_SNDBUF": str(self.sndbuf), "BIDHALL_GC_TUNING": str(int(self.gc_tuning)),
+        }
+        if self.database_url:
+            env["BIDHALL_DATABASE_URL"] = self.database_url
+        if self.redis_url:
+            env["BIDHALL_REDIS_URL"] = self.redis_url
+        return env
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:

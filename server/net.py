@@ -9,11 +9,13 @@ never notice them. Accepted connections inherit the listener's buffer size.
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from .config import Settings
 
@@ -51,10 +53,23 @@ def listen(settings: Settings) -> socket.socket:
     return sock
 
 
-def build(app: Starlette, settings: Settings) -> tuple[uvicorn.Server, socket.socket]:
+def build(app: Starlette, settings: Settings, sock: socket.socket | None = None
+          ) -> tuple[uvicorn.Server, socket.socket]:
     """A uvicorn server for ``app`` and the socket to pass to ``serve(sockets=[...])``."""
-    sock = listen(settings)
+    sock = sock or listen(settings)
     return uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))), sock
+
+
+def serve_workers(settings: Settings, workers: int, sock: socket.socket) -> None:
+    """Run ``workers`` processes accepting on ``sock``; a worker that dies is replaced.
+
+    Each worker builds its own app from the ``BIDHALL_*`` environment, so the settings
+    are exported first; the processes coordinate through Redis like separate machines.
+    """
+    os.environ.update(settings.environment())
+    config = uvicorn.Config("server.app:create_app", factory=True, workers=workers,
+                            **uvicorn_options(settings))
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def port_of(sock: socket.socket) -> int:
