@@ -44,11 +44,16 @@ FORWARD_TIMEOUT = 5.0
 Reply = Callable[[Answer | ServerError], None]
 OnRequest = Callable[[str, Command, Reply], None]
 
+# Renew the leases this node holds. A lease that vanished (Redis restarted empty) is taken
+# again: only one that another node holds now is lost.
 _RENEW = """
 local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
+  elseif not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
   else
     table.insert(lost, key)
   end
@@ -174,7 +179,8 @@ class RedisCluster:
         return bool(won)
 
     async def renew(self, lot_ids: Iterable[str]) -> set[str]:
-        """Extend the leases this node holds; the lots whose lease it lost."""
+        """Extend the leases this node holds (taking back vanished ones); the lots whose
+        lease another node holds now."""
         keys = [self._lease(lot_id) for lot_id in lot_ids]
         if not keys:
             return set()

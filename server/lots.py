@@ -50,6 +50,7 @@ class Lots:
         self._adopting: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
+        self._unheld: set[str] = set()  # lots seen without a lease at the last look-out
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -121,14 +122,25 @@ class Lots:
 
     async def _route(self, lot_id: str, command: Command, reply: Reply) -> None:
         try:
-            for _ in range(ROUTE_ATTEMPTS):
-                sequencer = await self._local(lot_id)
+            for attempt in range(ROUTE_ATTEMPTS):
+                adopting = self._adopting.get(lot_id)
+                if adopting is not None:
+                    await adopting
+                sequencer = self._sequencers.get(lot_id)
                 if sequencer is not None:
                     sequencer.submit_nowait(command, reply)
                     return
                 owner = await self.cluster.owner(lot_id)
-                if owner is None or owner == self.cluster.node:
-                    continue  # the lease just lapsed or moved here: look again
+                if owner is None:
+                    # Nobody holds the lease. A live owner whose lease vanished with a Redis
+                    # restart takes it back within a renewal: give it that chance first.
+                    if attempt == 0:
+                        await asyncio.sleep(RENEW_EVERY * 1.5)
+                    elif await self.cluster.claim(lot_id):
+                        await self._adopt(lot_id, takeover=True)
+                    continue
+                if owner == self.cluster.node:
+                    continue  # the lease is ours but the lot is not loaded yet: look again
                 try:
                     reply(await self.cluster.request(owner, lot_id, command))
                     return
@@ -137,17 +149,6 @@ class Lots:
             reply(ServerError("unavailable", "the lot is changing servers; retry"))
         except ServerError as exc:
             reply(exc)
-
-    async def _local(self, lot_id: str) -> LotSequencer | None:
-        """This process's sequencer for ``lot_id``, claiming the lot if nobody holds it."""
-        adopting = self._adopting.get(lot_id)
-        if adopting is not None:
-            await adopting
-        sequencer = self._sequencers.get(lot_id)
-        if sequencer is None and await self.cluster.claim(lot_id):
-            await self._adopt(lot_id, takeover=True)
-            sequencer = self._sequencers.get(lot_id)
-        return sequencer
 
     def _on_request(self, lot_id: str, command: Command, reply: Reply) -> None:
         """A command forwarded by another process."""
@@ -234,10 +235,15 @@ class Lots:
         if not orphans:
             return
         holders = await self.cluster.holders(orphans)
+        unheld = {lot_id for lot_id, holder in holders.items() if holder is None}
         for lot_id, holder in holders.items():
             mine = holder == self.cluster.node  # held here, e.g. right after a restart
-            if mine or (holder is None and await self.cluster.claim(lot_id)):
+            # A lease missing once may be Redis restarting under a live owner, which takes it
+            # back on its next renewal: claim a lot only when it stays unheld.
+            ripe = not self.cluster.distributed or lot_id in self._unheld
+            if mine or (holder is None and ripe and await self.cluster.claim(lot_id)):
                 await self._adopt(lot_id, takeover=True)
+        self._unheld = unheld
 
     async def _keep(self) -> None:
         """Renew this process's leases, give up the lost ones, adopt orphans; record that
