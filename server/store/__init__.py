@@ -99,8 +99,9 @@ class Store(Protocol):
 def open_store(settings: Settings) -> Store:
     """The store ``settings`` ask for: PostgreSQL for a ``postgresql://`` URL, else SQLite."""
     if settings.database_url.startswith(("postgresql://", "postgres://")):
-        raise StoreUnavailable("PostgreSQL support is not part of this release; "
-                               "unset BIDHALL_DATABASE_URL to use SQLite")
+        from .postgres import PostgresStore
+
+        return PostgresStore(settings.database_url)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(settings.sqlite_path)
