@@ -3,6 +3,7 @@
     bidhall serve [--host H] [--port P] [--data-dir D]   run the server
     bidhall demo  [--host H] [--port P] [--data-dir D]   run the server with a live demo lot
     bidhall staff-token [--data-dir D]                   print the staff token again
+    bidhall migrate [--check]                            apply PostgreSQL migrations
     bidhall version
 """
 
@@ -46,9 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"bidhall: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)
         return 1
-    where = settings.database_url or settings.sqlite_path
     print(f"bidhall serving on http://{settings.host}:{port_of(sock)} with {args.workers} "
-          f"process{'es' if args.workers > 1 else ''} (data: {where})",
+          f"process{'es' if args.workers > 1 else ''} (data: {settings.database})",
           file=sys.stderr, flush=True)
     if args.workers > 1:
         serve_workers(settings, args.workers, sock)
@@ -70,6 +70,31 @@ def _staff_token(args: argparse.Namespace) -> int:
     from .app import staff_token
 
     print(asyncio.run(staff_token(_settings(args))))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.database_url.startswith(("postgresql://", "postgres://")):
+        print("bidhall: nothing to migrate: SQLite creates its schema when it opens "
+              f"({settings.database})")
+        return 0
+    from .store.migrate import migrate, pending
+
+    async def run() -> list[str]:
+        if args.check:
+            return await pending(settings.database_url)
+        return await migrate(settings.database_url)
+
+    try:
+        versions = asyncio.run(run())
+    except Exception as exc:  # OSError, or asyncpg's own tree: report any of them
+        print(f"bidhall: cannot migrate {settings.database}: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        print("pending: " + (", ".join(versions) or "none"))
+        return 1 if versions else 0
+    print(f"applied: {', '.join(versions) or 'none (up to date)'}")
     return 0
 
 
@@ -102,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("staff-token", help="print the staff token")
     token.add_argument("--data-dir", help="data directory (default ./bidhall-data)")
     token.set_defaults(run=_staff_token)
+    migrate = commands.add_parser("migrate", help="apply PostgreSQL schema migrations")
+    migrate.add_argument("--check", action="store_true",
+                         help="only list pending migrations (exit 1 if any)")
+    migrate.set_defaults(run=_migrate)
     commands.add_parser("version", help="print the version").set_defaults(run=_version)
 
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,20 @@ class Settings:
     sndbuf: int = 128 * 1024
     #: Tune the process's garbage collector for a long-lived server (see server.app).
     gc_tuning: bool = True
+    #: PostgreSQL connections per process for reads (the writer has one more).
+    db_pool: int = 4
+
+    @property
+    def database(self) -> str:
+        """Where the data lives, for messages: the URL without a password, or the SQLite file."""
+        url = self.database_url
+        if not url.startswith(("postgresql://", "postgres://")):
+            return str(self.sqlite_path)
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @property
     def sqlite_path(self) -> Path:
@@ -73,6 +88,7 @@ class Settings:
             "BIDHALL_BURST": str(self.burst), "BIDHALL_SEND_QUEUE": str(self.send_queue),
             "BIDHALL_BATCH_MAX": str(self.batch_max), "BIDHALL_TOKEN_TTL": str(self.token_ttl),
             "BIDHALL_SNDBUF": str(self.sndbuf), "BIDHALL_GC_TUNING": str(int(self.gc_tuning)),
+            "BIDHALL_DB_POOL": str(self.db_pool),
         }
         if self.database_url:
             env["BIDHALL_DATABASE_URL"] = self.database_url
@@ -102,6 +118,7 @@ class Settings:
             "token_ttl": _int(e, "BIDHALL_TOKEN_TTL", 30 * 86400, 1, 10 * 365 * 86400),
             "sndbuf": _int(e, "BIDHALL_SNDBUF", 128 * 1024, 0, 64 * 1024 * 1024),
             "gc_tuning": _int(e, "BIDHALL_GC_TUNING", 1, 0, 1) == 1,
+            "db_pool": _int(e, "BIDHALL_DB_POOL", 4, 1, 100),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

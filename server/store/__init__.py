@@ -101,7 +101,7 @@ def open_store(settings: Settings) -> Store:
     if settings.database_url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(settings.database_url)
+        return PostgresStore(settings.database_url, pool_size=settings.db_pool)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(settings.sqlite_path)
