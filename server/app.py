@@ -100,10 +100,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         bus: InProcessBus | RedisBus
         if settings.redis_url:
             cluster = RedisCluster(settings.redis_url)
-            bus = RedisBus(settings.redis_url, cluster.node, on_reconnect=hub.catch_up_all)
+            bus = RedisBus(settings.redis_url, cluster.node, on_reconnect=hub.catch_up_all,
+                           on_session=hub.end_session)
         else:
             cluster, bus = LocalCluster(), InProcessBus()
         bus.subscribe(hub.dispatch)
+        hub.on_claim = bus.announce_session
         await bus.start()
         lots = Lots(store, hub, bus, cluster=cluster, batch_max=settings.batch_max)
         await lots.start()

@@ -29,3 +29,6 @@ class InProcessBus:
     def publish(self, lot_id: str, events: Sequence[Event]) -> None:
         for handler in self._handlers:
             handler(lot_id, events)
+
+    def announce_session(self, lot_id: str, bidder: str) -> None:
+        """A bidder signed in here; with one process there is nobody else to tell."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from auction import Event, Lot
@@ -93,6 +93,8 @@ class Hub:
         # Lots whose replica is reading missed events from the store, with what arrived since.
         self._held: dict[str, list[Event]] = {}
         self._catching_up: dict[str, asyncio.Task[None]] = {}
+        #: Told of every sign-in here, so other processes can end the bidder's older session.
+        self.on_claim: Callable[[str, str], None] | None = None
 
     # ------------------------------------------------------------------ replicas
     def track(self, lot_id: str, events: Sequence[Event] = ()) -> None:
@@ -212,15 +214,23 @@ class Hub:
                 del self._bidders[key]
 
     def claim_bidder(self, outbox: Outbox, lot_id: str, bidder: str) -> None:
-        """One session per bidder: a new sign-in takes over and tells the old connection."""
+        """One session per bidder: a new sign-in takes over and tells the old connection, here
+        and (through :attr:`on_claim`, set to the bus) in every other process."""
+        self.end_session(lot_id, bidder, keep=outbox)
+        self._bidders[(lot_id, bidder)] = outbox
+        if self.on_claim is not None:
+            self.on_claim(lot_id, bidder)
+
+    def end_session(self, lot_id: str, bidder: str, keep: Outbox | None = None) -> None:
+        """Close the bidder's connection in this process (unless it is ``keep``)."""
         key = (lot_id, bidder)
         previous = self._bidders.get(key)
-        if previous is not None and previous is not outbox:
+        if previous is not None and previous is not keep:
+            del self._bidders[key]
             error = ServerError("session_replaced")
             previous.push_control(codec.frame({"type": "error", "code": error.code,
                                                "message": error.message}))
             previous.close(4001, "session replaced")
-        self._bidders[key] = outbox
 
     # ------------------------------------------------------------------ catching up
     def snapshot(self, outbox: Outbox, lot_id: str) -> tuple[int, str]:

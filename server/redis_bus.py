@@ -38,9 +38,12 @@ class _Batch(msgspec.Struct, array_like=True):
 
 class RedisBus:
     def __init__(self, url: str, node: str, *, channel: str = "bidhall:events",
-                 on_reconnect: Callable[[], None] | None = None) -> None:
+                 on_reconnect: Callable[[], None] | None = None,
+                 on_session: Callable[[str, str], None] | None = None) -> None:
         self.url, self.node, self.channel = url, node, channel
+        self.sessions = channel + ":sessions"
         self.on_reconnect = on_reconnect
+        self.on_session = on_session
         self._handlers: list[Handler] = []
         self._redis: aioredis.Redis | None = None
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(PUBLISH_BACKLOG)
@@ -78,12 +81,23 @@ class RedisBus:
             log.warning("bus backlog full; other processes will read lot %s from the store",
                         lot_id)
 
+    def announce_session(self, lot_id: str, bidder: str) -> None:
+        """A bidder signed in here: other processes end its older session."""
+        payload = msgspec.json.encode({"node": self.node, "lot": lot_id, "bidder": bidder})
+        try:
+            self._outgoing.put_nowait(b"S" + payload)
+        except asyncio.QueueFull:
+            log.warning("bus backlog full; a session takeover was not announced")
+
     async def _publisher(self) -> None:
         assert self._redis is not None
         while True:
             payload = await self._outgoing.get()
+            channel = self.channel
+            if payload[:1] == b"S":
+                channel, payload = self.sessions, payload[1:]
             try:
-                await self._redis.publish(self.channel, payload)
+                await self._redis.publish(channel, payload)
             except (RedisError, OSError) as exc:
                 # Other processes catch up from the store when they see the gap.
                 log.warning("could not publish events: %s", exc)
@@ -94,7 +108,7 @@ class RedisBus:
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.sessions)
                 if not first and self.on_reconnect is not None:
                     self.on_reconnect()  # messages may have been lost meanwhile
                 first, backoff = False, 0.1
@@ -102,7 +116,10 @@ class RedisBus:
                     message = await pubsub.get_message(ignore_subscribe_messages=True,
                                                        timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self._receive(message["data"])
+                        if message["channel"] in (self.sessions, self.sessions.encode()):
+                            self._session(message["data"])
+                        else:
+                            self._receive(message["data"])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -110,6 +127,11 @@ class RedisBus:
                 first = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    def _session(self, data: bytes) -> None:
+        notice = msgspec.json.decode(data)
+        if notice.get("node") != self.node and self.on_session is not None:
+            self.on_session(notice["lot"], notice["bidder"])
 
     def _receive(self, data: bytes) -> None:
         batch = self._decoder.decode(data)
