@@ -202,7 +202,9 @@ class RedisCluster:
         try:
             value = await self.redis.get(self._lease(lot_id))
         except (RedisError, OSError) as exc:
-            raise ServerError("unavailable", f"cannot reach Redis: {exc}") from exc
+            log.warning("cannot look up the owner of %s: %s", lot_id, exc)
+            raise ServerError("unavailable", "the lot's server cannot be found; "
+                              "retry with the same bid_id") from exc
         if value is None:
             return None
         self._owners[lot_id] = owner = _text(value)
@@ -233,11 +235,13 @@ class RedisCluster:
             if not receivers:
                 raise NotOwner(lot_id)  # nobody listens there: that owner is gone
             outcome = await asyncio.wait_for(future, FORWARD_TIMEOUT)
-        except (RedisError, OSError) as exc:
-            raise ServerError("unavailable", f"cannot reach the lot's server: {exc}") from exc
-        except TimeoutError:
+        except TimeoutError:  # first: TimeoutError is an OSError
             raise ServerError("unavailable", "the lot's server did not answer in time; "
                               "retry with the same bid_id") from None
+        except (RedisError, OSError) as exc:
+            log.warning("cannot forward a command for %s to %s: %s", lot_id, node, exc)
+            raise ServerError("unavailable", "the lot's server cannot be reached; "
+                              "retry with the same bid_id") from exc
         finally:
             self._pending.pop(request_id, None)
         if isinstance(outcome, ServerError):

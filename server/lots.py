@@ -121,8 +121,9 @@ class Lots:
         self._spawn(self._route(lot_id, command, reply))
 
     async def _route(self, lot_id: str, command: Command, reply: Reply) -> None:
+        waited = False
         try:
-            for attempt in range(ROUTE_ATTEMPTS):
+            for _ in range(ROUTE_ATTEMPTS):
                 adopting = self._adopting.get(lot_id)
                 if adopting is not None:
                     await adopting
@@ -134,7 +135,8 @@ class Lots:
                 if owner is None:
                     # Nobody holds the lease. A live owner whose lease vanished with a Redis
                     # restart takes it back within a renewal: give it that chance first.
-                    if attempt == 0:
+                    if not waited:
+                        waited = True
                         await asyncio.sleep(RENEW_EVERY * 1.5)
                     elif await self.cluster.claim(lot_id):
                         await self._adopt(lot_id, takeover=True)
