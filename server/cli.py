@@ -54,7 +54,9 @@ def _serve(args: argparse.Namespace) -> int:
         serve_workers(settings, args.workers, sock)
     else:
         server, _ = build(create_app(settings), settings, sock=sock)
-        server.run(sockets=[sock])
+        # uvicorn shuts down gracefully on Ctrl+C, then re-raises it: nothing left to report.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
     return 0
 
 

@@ -125,7 +125,7 @@ class RedisCluster:
         self._redis: aioredis.Redis | None = None
         self._on_request: OnRequest | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[Answer | ServerError]] = {}
+        self._pending: dict[str, tuple[str, asyncio.Future[Answer | ServerError]]] = {}
         self._owners: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -226,14 +226,15 @@ class RedisCluster:
         request_id = secrets.token_hex(8)
         future: asyncio.Future[Answer | ServerError] = (
             asyncio.get_running_loop().create_future())
-        self._pending[request_id] = future
+        self._pending[request_id] = (node, future)
         message = wire.encode_command(command)
         payload = msgspec.json.encode({"t": "req", "id": request_id, "from": self.node,
                                        "lot": lot_id, "cmd": message})
         try:
             receivers = await self.redis.publish(self._channel(node), payload)
-            if not receivers:
-                raise NotOwner(lot_id)  # nobody listens there: that owner is gone
+            if not receivers:  # nobody listens there: that owner is gone, and so are the
+                self._abandon(node)  # answers to what was sent to it before
+                raise NotOwner(lot_id)
             outcome = await asyncio.wait_for(future, FORWARD_TIMEOUT)
         except TimeoutError:  # first: TimeoutError is an OSError
             raise ServerError("unavailable", "the lot's server did not answer in time; "
@@ -268,17 +269,25 @@ class RedisCluster:
             except (RedisError, OSError) as exc:
                 log.warning("node channel lost (%s); reconnecting", exc)
                 # Requests sent meanwhile may never be answered: fail them now.
-                for future in self._pending.values():
+                for _, future in self._pending.values():
                     if not future.done():
                         future.set_result(ServerError("unavailable"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
+    def _abandon(self, node: str) -> None:
+        """``node`` is gone: whatever it was asked gets ``unavailable`` now, not after the
+        timeout (the command may or may not have run; the bid_id makes the retry safe)."""
+        gone = ServerError("unavailable", "the lot's server stopped; retry with the same bid_id")
+        for to, future in self._pending.values():
+            if to == node and not future.done():
+                future.set_result(gone)
+
     def _receive(self, data: dict[str, Any]) -> None:
         if data.get("t") == "rep":
-            future = self._pending.get(data.get("id", ""))
-            if future is not None and not future.done():
-                future.set_result(wire.decode_answer(data))
+            pending = self._pending.get(data.get("id", ""))
+            if pending is not None and not pending[1].done():
+                pending[1].set_result(wire.decode_answer(data))
             return
         if data.get("t") != "req" or self._on_request is None:
             return

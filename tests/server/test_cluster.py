@@ -475,7 +475,7 @@ async def test_storm_history_on_single_process_sqlite(tmp_path: Path) -> None:
         await cluster.close()
 
 
-# ---------------------------------------------------------------------- found and fixed
+# ---------------------------------------------------------------------- outages: answers and leases
 
 
 async def test_unavailable_during_a_redis_outage_says_how_to_retry(tmp_path: Path) -> None:
