@@ -638,3 +638,34 @@ async def _events(tmp_path: Path) -> list[Any]:
         return await store.events("L")
     finally:
         await store.close()
+
+
+async def test_a_second_sign_in_on_another_process_ends_the_first_session(
+        tmp_path: Path) -> None:
+    """One session per bidder holds across processes: signing in on process B ends the
+    session on process A with `session_replaced` (close code 4001)."""
+    from clients.python import LiveClient
+
+    redis_url = require_redis()
+    async with fresh_database() as database_url:
+        cluster = Cluster(tmp_path, 2, database_url=database_url, redis_url=redis_url)
+        lot_id = ""
+        try:
+            await cluster.start()
+            lot_id, (token,) = await open_lot(cluster, cluster.nodes[0], 1)
+            a, b = cluster.nodes
+            first = LiveClient(f"ws://127.0.0.1:{a.port}/ws", token, reconnect=False)
+            second = LiveClient(f"ws://127.0.0.1:{b.port}/ws", token, reconnect=False)
+            await first.start()
+            try:
+                await second.start()
+                message = await first.next(timeout=5)
+                assert message.get("code") == "session_replaced", message
+                assert (await first.next(timeout=5))["type"] == "closed"
+                answer = await second.bid(lot_id, START)
+                assert answer["type"] == "ack", answer
+            finally:
+                await first.close()
+                await second.close()
+        finally:
+            await cluster.close([lot_id] if lot_id else [])
