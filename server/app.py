@@ -73,6 +73,14 @@ async def load_tokens(store: Any) -> tuple[Tokens, bool]:
     return Tokens(secret), secret == candidate
 
 
+def redis_prefix(tokens: Tokens) -> str:
+    """Keys and channels of this deployment in Redis: ``bidhall:<id>``, the id derived from the
+    platform secret. Every process on the same database shares it; two deployments sharing
+    one Redis (staging and production, two test runs) never see each other's leases or events.
+    """
+    return f"bidhall:{tokens.fingerprint('redis')}"
+
+
 async def staff_token(settings: Settings) -> str:
     """The staff token of the platform in ``settings``' store (its secret is made at first use)."""
     store = open_store(settings)
@@ -99,9 +107,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cluster: LocalCluster | RedisCluster
         bus: InProcessBus | RedisBus
         if settings.redis_url:
-            cluster = RedisCluster(settings.redis_url)
-            bus = RedisBus(settings.redis_url, cluster.node, on_reconnect=hub.catch_up_all,
-                           on_session=hub.end_session)
+            prefix = redis_prefix(tokens)
+            cluster = RedisCluster(settings.redis_url, prefix=prefix)
+            bus = RedisBus(settings.redis_url, cluster.node, channel=f"{prefix}:events",
+                           on_reconnect=hub.catch_up_all, on_session=hub.end_session)
         else:
             cluster, bus = LocalCluster(), InProcessBus()
         bus.subscribe(hub.dispatch)
@@ -134,7 +143,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state = request.scope["state"]
         hub: Hub = state["hub"]
         lots: Lots = state["lots"]
-        return Response(codec.encode({"ok": True, "node": lots.cluster.node,
+        cluster = lots.cluster
+        prefix = cluster.prefix if isinstance(cluster, RedisCluster) else None
+        return Response(codec.encode({"ok": True, "node": cluster.node, "redis_prefix": prefix,
                                       "serving": len(lots.ids()), **hub.stats()}),
                         media_type="application/json")
 

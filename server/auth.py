@@ -66,6 +66,11 @@ class Tokens:
         body = _b64(msgspec.json.encode(_Payload(r=role, s=subject, l=lot, e=expires)))
         return f"{PREFIX}.{body}.{self._sign(body)}"
 
+    def fingerprint(self, purpose: str) -> str:
+        """A short public id derived from the secret (it does not reveal the secret)."""
+        return hmac.new(self._key, f"fingerprint:{purpose}".encode(),
+                        hashlib.sha256).hexdigest()[:12]
+
     def staff(self, name: str = "admin") -> str:
         """The staff token of ``name``; the same every time for the same secret."""
         return self.issue("staff", name)

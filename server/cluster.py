@@ -3,12 +3,12 @@
     LocalCluster   the embedded default: one process, it owns every lot
     RedisCluster   any number of processes sharing Redis (and PostgreSQL)
 
-A lot's owner holds a lease in Redis (``bidhall:lease:{lot}`` = node, expiring after
+A lot's owner holds a lease in Redis (``{prefix}:lease:{lot}`` = node, expiring after
 :data:`LEASE_TTL_MS`) and renews it while it lives. The lease only decides who *should*
 write; the store's ``expected_seq`` fence decides who *can*: a paused owner that
 wakes up after a takeover finds its appends refused, never half-applied. A process
 that receives a command for a lot it does not own sends it to the owner over the
-owner's channel (``bidhall:node:{node}``) and relays the answer; if nobody answers in
+owner's channel (``{prefix}:node:{node}``) and relays the answer; if nobody answers in
 :data:`FORWARD_TIMEOUT` seconds the client gets ``unavailable`` and may retry with the
 same ``bid_id``.
 """
@@ -40,6 +40,8 @@ LEASE_TTL_MS = 2000
 #: How often an owner renews its leases and others look for lots nobody holds.
 RENEW_EVERY = 0.4
 FORWARD_TIMEOUT = 5.0
+#: While a forwarded command waits, how often to check that its owner still listens.
+LIVENESS_EVERY = 0.25
 
 Reply = Callable[[Answer | ServerError], None]
 OnRequest = Callable[[str, Command, Reply], None]
@@ -230,12 +232,13 @@ class RedisCluster:
         message = wire.encode_command(command)
         payload = msgspec.json.encode({"t": "req", "id": request_id, "from": self.node,
                                        "lot": lot_id, "cmd": message})
+        channel = self._channel(node)
         try:
-            receivers = await self.redis.publish(self._channel(node), payload)
+            receivers = await self.redis.publish(channel, payload)
             if not receivers:  # nobody listens there: that owner is gone, and so are the
                 self._abandon(node)  # answers to what was sent to it before
                 raise NotOwner(lot_id)
-            outcome = await asyncio.wait_for(future, FORWARD_TIMEOUT)
+            outcome = await self._await_answer(future, node, channel)
         except TimeoutError:  # first: TimeoutError is an OSError
             raise ServerError("unavailable", "the lot's server did not answer in time; "
                               "retry with the same bid_id") from None
@@ -274,6 +277,24 @@ class RedisCluster:
                         future.set_result(ServerError("unavailable"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    async def _await_answer(self, future: asyncio.Future[Answer | ServerError], node: str,
+                            channel: str) -> Answer | ServerError:
+        """The answer from ``node``; while waiting, check now and then that it still listens,
+        so a request caught by its death fails in a fraction of a second, not the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FORWARD_TIMEOUT
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), min(left, LIVENESS_EVERY))
+            except TimeoutError:
+                listeners = await self.redis.pubsub_numsub(channel)
+                if not listeners or not listeners[0][1]:
+                    self._abandon(node)
+                    return await future
 
     def _abandon(self, node: str) -> None:
         """``node`` is gone: whatever it was asked gets ``unavailable`` now, not after the

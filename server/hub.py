@@ -27,6 +27,8 @@ Audience = Literal["public", "staff"]
 
 #: A ``since`` further behind than this gets a snapshot rather than a replay of events.
 BACKFILL_MAX = 2000
+#: Reads of a lot the store knows nothing of before its events are taken as not ours.
+UNKNOWN_LOT_READS = 5
 
 
 class Outbox:
@@ -139,7 +141,7 @@ class Hub:
             self.catch_up(lot_id)
 
     async def _read_missed(self, lot_id: str) -> None:
-        delay = 0.1
+        delay, empty_reads = 0.1, 0
         while True:
             if lot_id not in self.replicas:
                 self.track(lot_id)
@@ -152,6 +154,15 @@ class Hub:
                 delay = min(delay * 2, 2.0)
                 continue
             stored = [codec.from_row(r) for r in rows]
+            if not rows and replica.seq == 0:
+                empty_reads += 1
+                if empty_reads >= UNKNOWN_LOT_READS:
+                    # Events of a lot our store does not have (another deployment?): drop them.
+                    log.warning("lot %s: events arrived but the store has none; ignoring them",
+                                lot_id)
+                    self._held.pop(lot_id, None)
+                    self.forget(lot_id)
+                    return
             held = self._held.pop(lot_id, [])
             merged = {e.seq: e for e in (*stored, *held) if e.seq > replica.seq}
             ready: list[Event] = []

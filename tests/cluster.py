@@ -22,10 +22,10 @@
 - :class:`Bidder` and :class:`Watcher`: websocket clients that record everything for
   :mod:`tests.history`.
 
-The server's Redis names are fixed (``bidhall:lease:{lot}``, ``bidhall:node:{node}``, channel
-``bidhall:events``): tests on a shared Redis must not run alongside other bidhall processes
-using it. Nothing global is flushed; :meth:`Cluster.close` deletes only the leases of the
-test's lots that the test's own processes held.
+The server's Redis names carry a prefix per deployment (``/healthz`` says which), so tests on
+a shared Redis, each on a fresh database, keep out of each other's way. Nothing global is
+flushed; :meth:`Cluster.close` deletes only the leases of the test's lots that the test's own
+processes held.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ class Node:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.node_id: str | None = None
+        self.redis_prefix: str | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
 
@@ -166,7 +167,8 @@ class Node:
                 try:
                     response = await http.get(self.base_url + "/healthz")
                     if response.status_code == 200:
-                        self.node_id = response.json()["node"]
+                        health = response.json()
+                        self.node_id, self.redis_prefix = health["node"], health["redis_prefix"]
                         return
                 except httpx.TransportError:
                     pass
@@ -246,13 +248,19 @@ class Cluster:
     def by_node_id(self, node_id: str | None) -> Node | None:
         return next((n for n in self.nodes if n.node_id == node_id and n.alive), None)
 
+    @property
+    def redis_prefix(self) -> str:
+        prefix = next((n.redis_prefix for n in self.nodes if n.redis_prefix), None)
+        assert prefix is not None, "no process of this cluster uses Redis"
+        return prefix
+
     async def lease(self, lot_id: str) -> str | None:
         """The node id holding the lease of ``lot_id`` (``None``: nobody)."""
         from redis import asyncio as aioredis
 
         redis = aioredis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            value = await redis.get(f"bidhall:lease:{lot_id}")
+            value = await redis.get(f"{self.redis_prefix}:lease:{lot_id}")
         finally:
             await redis.aclose()
         return value.decode() if value is not None else None
@@ -287,21 +295,22 @@ class Cluster:
             node.kill()
         if self.redis_url and lot_ids:
             with contextlib.suppress(Exception):
-                await drop_leases(self.redis_url, lot_ids, self.node_ids)
+                await drop_leases(self.redis_url, self.redis_prefix, lot_ids, self.node_ids)
 
     def logs(self, lines: int = 30) -> str:
         return "\n".join(f"===== {n.name} ({n.node_id}) =====\n{n.log_tail(lines)}"
                          for n in self.nodes)
 
 
-async def drop_leases(redis_url: str, lot_ids: Sequence[str], holders: set[str]) -> None:
-    """Delete ``bidhall:lease:{lot}`` for ``lot_ids`` where one of ``holders`` holds it."""
+async def drop_leases(redis_url: str, prefix: str, lot_ids: Sequence[str],
+                      holders: set[str]) -> None:
+    """Delete ``{prefix}:lease:{lot}`` for ``lot_ids`` where one of ``holders`` holds it."""
     from redis import asyncio as aioredis
 
     redis = aioredis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
         for lot_id in lot_ids:
-            key = f"bidhall:lease:{lot_id}"
+            key = f"{prefix}:lease:{lot_id}"
             value = await redis.get(key)
             if value is not None and value.decode() in holders:
                 await redis.delete(key)
