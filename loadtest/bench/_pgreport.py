@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 # Sibling modules: pg_cluster.py is run as a script, so this directory is on sys.path.
-from _stats import ratio
+from _stats import ratio, target_row
 
 TARGETS = {
     "ack_100_bidders_p50_ms": 1.5,
@@ -64,14 +64,8 @@ def build_report(env: dict[str, Any], args: argparse.Namespace, results: dict[st
 
     targets: list[dict[str, Any]] = []
 
-    def target(name: str, measured: Any, limit: float, higher_is_better: bool, source: str,
-               informational: bool = False) -> None:
-        ok = None
-        if isinstance(measured, int | float):
-            ok = measured >= limit if higher_is_better else measured <= limit
-        targets.append({"name": name, "target": (">= " if higher_is_better else "<= ")
-                        + str(limit), "measured": measured, "pass": ok, "source": source,
-                        **({"informational": True} if informational else {})})
+    def target(*args: Any, **kwargs: Any) -> None:
+        targets.append(target_row(*args, **kwargs))
 
     l100 = get(lat, "100", "bidhall", "ack_latency_ms")
     if lat:

@@ -7,7 +7,7 @@ from typing import Any
 
 # Sibling modules: bid_latency.py is run as a script, so this directory is on sys.path.
 from _common import HOT_LOT, START_PRICE, TARGETS
-from _stats import ratio
+from _stats import ratio, target_row
 
 
 def build_report(env: dict[str, Any], args: argparse.Namespace, counts: list[int],
@@ -53,14 +53,8 @@ def build_report(env: dict[str, Any], args: argparse.Namespace, counts: list[int
 
     targets: list[dict[str, Any]] = []
 
-    def target(name: str, measured: Any, limit: float, higher_is_better: bool, source: str,
-               informational: bool = False) -> None:
-        ok = None
-        if isinstance(measured, int | float):
-            ok = measured >= limit if higher_is_better else measured <= limit
-        targets.append({"name": name, "target": (">= " if higher_is_better else "<= ")
-                        + str(limit), "measured": measured, "pass": ok, "source": source,
-                        **({"informational": True} if informational else {})})
+    def target(*args: Any, **kwargs: Any) -> None:
+        targets.append(target_row(*args, **kwargs))
 
     lat100 = get(bh, "latency", "one_lot", "100")
     target("durable ack p50 (ms), 100 bidders, one lot", get(lat100, "ack_latency_ms", "p50"),

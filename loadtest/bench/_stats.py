@@ -94,3 +94,15 @@ class CpuMeter:
                                                   - out.get("server_cores", 0.0)))
             out["steal_cores"] = r3((b["box_steal"] - a["box_steal"]) / wall)
         return out
+
+
+def target_row(name: str, measured: Any, limit: float, higher_is_better: bool, source: str,
+               informational: bool = False) -> dict[str, Any]:
+    """One row of a report's ``targets``: the figure, its bound and whether it passes
+    (``None`` when the figure is missing)."""
+    ok = None
+    if isinstance(measured, int | float):
+        ok = measured >= limit if higher_is_better else measured <= limit
+    return {"name": name, "target": (">= " if higher_is_better else "<= ") + str(limit),
+            "measured": measured, "pass": ok, "source": source,
+            **({"informational": True} if informational else {})}
