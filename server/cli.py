@@ -5,6 +5,7 @@
     bidhall staff-token [--data-dir D]                   print the staff token again
     bidhall migrate [--check]                            apply PostgreSQL migrations
     bidhall version
+    bidhall keygen | seal | open | receipt verify       sealed bids (see bidhall keygen --help)
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="only list pending migrations (exit 1 if any)")
     migrate.set_defaults(run=_migrate)
     commands.add_parser("version", help="print the version").set_defaults(run=_version)
+    from .cli_sealing import add_commands
+
+    add_commands(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
