@@ -321,17 +321,17 @@ OPS: tuple[Op, ...] = (
 )
 
 
-def routes() -> list[Route]:
+def routes(ops: tuple[Op, ...] = OPS) -> list[Route]:
     by_path: dict[str, dict[str, Op]] = {}
-    for op in OPS:
+    for op in ops:
         by_path.setdefault(op.path, {})[op.method] = op
     out = []
-    for path, ops in by_path.items():
-        handlers = {method: endpoint(op) for method, op in ops.items()}
+    for path, by_method in by_path.items():
+        handlers = {method: endpoint(op) for method, op in by_method.items()}
 
         async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
             response: Response = await handlers[request.method](request)
             return response
 
-        out.append(Route(path, dispatch, methods=list(ops)))
+        out.append(Route(path, dispatch, methods=list(by_method)))
     return out

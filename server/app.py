@@ -23,8 +23,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from auction import Refused
+from opening import Refused as TenderRefused
 
-from . import api, codec, openapi, ws
+from . import api, codec, openapi, tender_api, tender_bids, ws
 from .auth import Tokens, new_secret
 from .bus import InProcessBus
 from .cluster import LocalCluster, RedisCluster
@@ -33,7 +34,11 @@ from .errors import ServerError, describe, http_status
 from .hub import Hub
 from .lots import Lots
 from .redis_bus import RedisBus
+from .signing import load_signing_key
 from .store import StoreError, StoreUnavailable, open_store
+from .tender_bids import BidFiles, UploadHooks
+from .tenders import Tenders
+from .tus import TusServer
 
 log = logging.getLogger("bidhall")
 
@@ -115,18 +120,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
             cluster, bus = LocalCluster(), InProcessBus()
         bus.subscribe(hub.dispatch)
         hub.on_claim = bus.announce_session
+        book = Tenders(store, notify=getattr(bus, "announce_tender", None))
+        if isinstance(bus, RedisBus):
+            bus.on_tender = book.notice
         await bus.start()
         lots = Lots(store, hub, bus, cluster=cluster, batch_max=settings.batch_max)
         await lots.start()
+        await book.start()
+        signing_key = await load_signing_key(store, settings.signing_key)
+        bid_files = BidFiles(settings.data_dir / "tenders")
+        upload_hooks.target = UploadHooks(book, bid_files, signing_key)
+        book.on_events.append(tender_bids.archiver(book, bid_files, signing_key))
         if settings.gc_tuning:
             tune_gc()
         try:
             yield {"settings": settings, "store": store, "tokens": tokens, "hub": hub,
-                   "lots": lots}
+                   "lots": lots, "tenders": book, "signing_key": signing_key,
+                   "bid_files": bid_files}
         finally:
+            await uploads.close()
+            await book.stop()
             await lots.stop()
             await bus.close()
             await store.close()
+
+    upload_hooks = _Hooks()
+    uploads = TusServer(settings.data_dir / "uploads", upload_hooks,
+                        max_size=settings.max_upload)
 
     web = web_dir()
 
@@ -152,21 +172,42 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         WebSocketRoute("/ws", ws.endpoint),
         *api.routes(),
+        *tender_api.routes(),
+        *api.routes(tender_bids.OPS),
+        Route(tender_api.T + "/header", tender_bids.header),
+        Route(tender_api.T + "/record.{kind}", tender_bids.record_file),
+        *uploads.routes(tender_api.T + "/uploads"),
         Route("/openapi.json", openapi_json),
         Route("/healthz", healthz),
         Route("/", page("index.html")),
         Route("/hall/{lot_id}", page("hall.html")),
         Route("/board/{lot_id}", page("board.html")),
+        Route("/tender/{tender_id}", page("tender.html")),
+        Route("/tender/{tender_id}/seal", page("tender-seal.html")),
+        Route("/tender/{tender_id}/open", page("tender-open.html")),
+        Route("/tender/{tender_id}/host", page("tender-host.html")),
         Mount("/static", StaticFiles(directory=web), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        ServerError: _refusal, Refused: _refusal, StoreError: _store_error,
+        ServerError: _refusal, Refused: _refusal, TenderRefused: _refusal,
+        StoreError: _store_error,
         HTTPException: _http_error,
     })
 
 
+class _Hooks:
+    """The upload hooks, filled in by the lifespan (the routes exist before it runs)."""
+
+    target: UploadHooks | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.target is None:
+            raise RuntimeError("uploads are not served before the application started")
+        return getattr(self.target, name)
+
+
 async def _refusal(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServerError | Refused)
+    assert isinstance(exc, ServerError | Refused | TenderRefused)
     return JSONResponse({"error": describe(exc)}, http_status(exc.code))
 
 

@@ -60,6 +60,10 @@ class Settings:
     gc_tuning: bool = True
     #: PostgreSQL connections per process for reads (the writer has one more).
     db_pool: int = 4
+    #: Largest bid file (sealed envelope) an upload may have, bytes.
+    max_upload: int = 1 << 30
+    #: PEM file of the platform's Ed25519 signing key (default: a key kept in the database).
+    signing_key: Path | None = None
 
     @property
     def database(self) -> str:
@@ -88,8 +92,10 @@ class Settings:
             "BIDHALL_BURST": str(self.burst), "BIDHALL_SEND_QUEUE": str(self.send_queue),
             "BIDHALL_BATCH_MAX": str(self.batch_max), "BIDHALL_TOKEN_TTL": str(self.token_ttl),
             "BIDHALL_SNDBUF": str(self.sndbuf), "BIDHALL_GC_TUNING": str(int(self.gc_tuning)),
-            "BIDHALL_DB_POOL": str(self.db_pool),
+            "BIDHALL_DB_POOL": str(self.db_pool), "BIDHALL_MAX_UPLOAD": str(self.max_upload),
         }
+        if self.signing_key is not None:
+            env["BIDHALL_SIGNING_KEY"] = str(self.signing_key)
         if self.database_url:
             env["BIDHALL_DATABASE_URL"] = self.database_url
         if self.redis_url:
@@ -119,6 +125,9 @@ class Settings:
             "sndbuf": _int(e, "BIDHALL_SNDBUF", 128 * 1024, 0, 64 * 1024 * 1024),
             "gc_tuning": _int(e, "BIDHALL_GC_TUNING", 1, 0, 1) == 1,
             "db_pool": _int(e, "BIDHALL_DB_POOL", 4, 1, 100),
+            "max_upload": _int(e, "BIDHALL_MAX_UPLOAD", 1 << 30, 1024, 1 << 40),
+            "signing_key": Path(e["BIDHALL_SIGNING_KEY"]) if e.get("BIDHALL_SIGNING_KEY")
+            else None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -13,6 +13,9 @@ from typing import Any, Final
 
 from auction import CODES as AUCTION_CODES
 from auction import Refused
+from opening import CODES as OPENING_CODES
+from opening import Refused as TenderRefused
+from opening.envelope import CODES as ENVELOPE_CODES
 
 # Codes of the server itself (protocol, auth, transport); auction codes are in auction.errors.
 SERVER_CODES: Final[dict[str, str]] = {
@@ -32,15 +35,20 @@ SERVER_CODES: Final[dict[str, str]] = {
     "duplicate_bid_id": "this bid_id was already used for a different bid",
     "already_greeted": "hello was already received on this connection",
     "wrong_owner": "this server does not serve the lot; the command was not run",
+    "unknown_tender": "no such tender",
+    "bad_public_key": "the public key is not a P-256 point",
 }
 
-CODES: Final = {**AUCTION_CODES, **SERVER_CODES}
+CODES: Final = {**AUCTION_CODES, **OPENING_CODES, **ENVELOPE_CODES, **SERVER_CODES}
 
 _STATUS: Final[dict[str, int]] = {
     "bad_json": 400, "bad_message": 422, "unknown_type": 422, "frame_too_large": 413,
     "unauthorized": 401, "bad_token": 401, "token_expired": 401, "forbidden": 403,
     "unknown_lot": 404, "not_found": 404, "rate_limited": 429, "unavailable": 503,
-    "wrong_owner": 503,
+    "wrong_owner": 503, "unknown_tender": 404, "bad_public_key": 422,
+    "not_an_envelope": 422, "bad_header": 422, "bad_length": 422, "wrong_key": 422,
+    "wrong_tender": 422, "wrong_bidder": 422, "wrong_recipient": 422, "bad_chunk": 422,
+    "bad_summary": 422,
     "invalid_amount": 422, "invalid_terms": 422, "invalid_request": 422,
 }
 
@@ -62,6 +70,6 @@ def http_status(code: str) -> int:
     return _STATUS.get(code, 409)
 
 
-def describe(exc: Refused | ServerError) -> dict[str, Any]:
+def describe(exc: Refused | TenderRefused | ServerError) -> dict[str, Any]:
     """``{"code", "message", ...details}`` for either kind of refusal."""
     return {"code": exc.code, "message": exc.message, **exc.details}

@@ -57,6 +57,8 @@ class Lots:
         """Load every stored lot's replica; take over the lots nobody serves."""
         await self.cluster.start(self._on_request)
         for lot_id in await self._store.lot_ids():
+            if ":" in lot_id:  # another aggregate's stream (``tender:<id>``), not a lot
+                continue
             events = [codec.from_row(r) for r in await self._store.events(lot_id)]
             self._hub.track(lot_id, events)
         await self._look_out()

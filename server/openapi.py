@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the HTTP API, generated from :data:`server.api.OPS`."""
+"""The OpenAPI 3.1 document of the HTTP API, generated from the route tables (``OPS``) of
+:mod:`server.api`, :mod:`server.tender_api` and :mod:`server.tender_bids`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Any
 
 import msgspec
 
+from . import api, tender_api, tender_bids
 from . import api_models as m
-from .api import OPS
 from .errors import CODES, http_status
 
 _PARAM = re.compile(r"{(\w+)}")
+
+
+OPS = (*api.OPS, *tender_api.OPS, *tender_bids.OPS)
 
 
 def document(version: str) -> dict[str, Any]:

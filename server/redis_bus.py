@@ -42,8 +42,11 @@ class RedisBus:
                  on_session: Callable[[str, str], None] | None = None) -> None:
         self.url, self.node, self.channel = url, node, channel
         self.sessions = channel + ":sessions"
+        self.tenders = channel + ":tenders"
         self.on_reconnect = on_reconnect
         self.on_session = on_session
+        #: Called with a tender id another process wrote to, or ``None`` after a reconnect.
+        self.on_tender: Callable[[str | None], None] | None = None
         self._handlers: list[Handler] = []
         self._redis: aioredis.Redis | None = None
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(PUBLISH_BACKLOG)
@@ -89,6 +92,14 @@ class RedisBus:
         except asyncio.QueueFull:
             log.warning("bus backlog full; a session takeover was not announced")
 
+    def announce_tender(self, tender_id: str) -> None:
+        """A tender changed here: other processes read its new events from the store."""
+        payload = msgspec.json.encode({"node": self.node, "tender": tender_id})
+        try:
+            self._outgoing.put_nowait(b"T" + payload)
+        except asyncio.QueueFull:
+            log.warning("bus backlog full; a tender change was not announced")
+
     async def _publisher(self) -> None:
         assert self._redis is not None
         while True:
@@ -96,6 +107,8 @@ class RedisBus:
             channel = self.channel
             if payload[:1] == b"S":
                 channel, payload = self.sessions, payload[1:]
+            elif payload[:1] == b"T":
+                channel, payload = self.tenders, payload[1:]
             try:
                 await self._redis.publish(channel, payload)
             except (RedisError, OSError) as exc:
@@ -108,16 +121,23 @@ class RedisBus:
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(self.channel, self.sessions)
-                if not first and self.on_reconnect is not None:
-                    self.on_reconnect()  # messages may have been lost meanwhile
+                await pubsub.subscribe(self.channel, self.sessions, self.tenders)
+                if not first:  # messages may have been lost meanwhile
+                    if self.on_reconnect is not None:
+                        self.on_reconnect()
+                    if self.on_tender is not None:
+                        self.on_tender(None)
                 first, backoff = False, 0.1
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True,
                                                        timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        if message["channel"] in (self.sessions, self.sessions.encode()):
+                        channel = message["channel"]
+                        channel = channel.decode() if isinstance(channel, bytes) else channel
+                        if channel == self.sessions:
                             self._session(message["data"])
+                        elif channel == self.tenders:
+                            self._tender(message["data"])
                         else:
                             self._receive(message["data"])
             except asyncio.CancelledError:
@@ -132,6 +152,11 @@ class RedisBus:
         notice = msgspec.json.decode(data)
         if notice.get("node") != self.node and self.on_session is not None:
             self.on_session(notice["lot"], notice["bidder"])
+
+    def _tender(self, data: bytes) -> None:
+        notice = msgspec.json.decode(data)
+        if notice.get("node") != self.node and self.on_tender is not None:
+            self.on_tender(notice["tender"])
 
     def _receive(self, data: bytes) -> None:
         batch = self._decoder.decode(data)

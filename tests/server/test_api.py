@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from clients.python import ApiError, StaffClient
-from server.api import OPS
 from server.clock import now_ms
 from server.config import Settings
+from server.openapi import OPS
 from tests.conftest import Running, lot_fields, start_server, stop_server
 
 
