@@ -6,9 +6,14 @@ import { $, el, formatDateTime, header, setText, show } from "./ui.js";
 
 let lots = null;
 let failed = false;
+let tenders = null;
+let tendersFailed = false;
 
 header();
-onLangChange(() => render());
+onLangChange(() => {
+  render();
+  renderTenders();
+});
 
 async function load() {
   try {
@@ -20,6 +25,44 @@ async function load() {
     failed = true;
   }
   render();
+}
+
+async function loadTenders() {
+  try {
+    const response = await fetch("/api/tenders", { cache: "no-store" });
+    if (!response.ok) throw new Error(String(response.status));
+    tenders = (await response.json()).tenders ?? [];
+    tendersFailed = false;
+  } catch {
+    tendersFailed = true;
+  }
+  renderTenders();
+}
+
+function renderTenders() {
+  const status = $("#tenders-status");
+  const table = $("#tenders-table");
+  if (tenders === null) {
+    setText(status, tendersFailed ? t("index.failed") : t("index.loading"));
+    show(table, false);
+    return;
+  }
+  show(status, tendersFailed || tenders.length === 0);
+  setText(status, tendersFailed ? t("index.failed") : t("tender.index.empty"));
+  show(table, tenders.length > 0);
+  $("#tenders").replaceChildren(...tenders.map((x) => {
+    const page = `/tender/${encodeURIComponent(x.tender_id)}`;
+    return el("tr", { "data-tender": x.tender_id },
+      el("td", {},
+        el("a", { class: "lot-link", href: page, text: x.title }),
+        el("div", { class: "muted small num", text: x.tender_id })),
+      el("td", {}, el("span", { class: "phase-badge tender-state", "data-state": x.state,
+        text: t(`tender.state.${x.state}`) })),
+      el("td", { class: "num", "data-label": t("tender.terms.deadline"),
+        text: formatDateTime(x.terms?.deadline) }),
+      el("td", { class: "action-cell" },
+        el("a", { class: "btn-link", href: page, text: t("tender.index.open") })));
+  }));
 }
 
 function render() {
@@ -56,3 +99,5 @@ function render() {
 
 load();
 setInterval(load, 15000);
+loadTenders();
+setInterval(loadTenders, 15000);

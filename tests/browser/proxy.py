@@ -95,3 +95,36 @@ class Proxy:
             pass
         finally:
             writer.close()
+
+
+class CuttingProxy(Proxy):
+    """The proxy of the browser tests, plus one cut of every connection once ``cut_after``
+    more bytes went from the browser to the server (in the middle of a PATCH)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upstream = 0
+        self.cut_at: int | None = None
+        self.cuts = 0
+
+    def cut_after(self, n: int) -> None:
+        self.cut_at = self.upstream + n
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    downstream: bool) -> None:
+        if downstream:
+            return await super()._pipe(reader, writer, downstream)
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+                self.upstream += len(data)
+                if self.cut_at is not None and self.upstream >= self.cut_at:
+                    self.cut_at = None
+                    self.cuts += 1
+                    await self.cut()
+                    return
+        except OSError:
+            pass
+        finally:
+            writer.close()

@@ -4,7 +4,6 @@ Every page opened here fails its test on a JS error or a console error (see conf
 Screenshots of the states checked go to test-artifacts/ for a human to look at.
 """
 # The pages speak Chinese, whose punctuation is full-width (colon, comma, brackets).
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
