@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 
 from auction import MINUTE
 from clients.python import LiveClient, StaffClient
@@ -21,6 +22,11 @@ from server.config import Settings
 from server.net import build, port_of
 
 REQUIRE_SERVICES = os.environ.get("BIDHALL_REQUIRE_SERVICES") == "1"
+
+# Property tests share two cores with servers and browsers of other tests: a slow example
+# is not a failure (speed is measured by the benchmarks, not by timed tests).
+hypothesis_settings.register_profile("bidhall", deadline=None)
+hypothesis_settings.load_profile("bidhall")
 
 
 @dataclass

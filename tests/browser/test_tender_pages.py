@@ -48,7 +48,7 @@ async def tender(staff: StaffClient, tender_id: str, *bidders: str, deadline_in:
 
 
 async def until_state(staff: StaffClient, tender_id: str, state: str) -> None:
-    for _ in range(400):
+    for _ in range(1200):  # a minute
         if (await staff.call("GET", f"/api/tenders/{tender_id}"))["state"] == state:
             return
         await asyncio.sleep(0.05)
@@ -118,7 +118,7 @@ async def proxy(server: Running) -> AsyncIterator[CuttingProxy]:
 async def test_seal_open_read_out_and_objection(server: Running, staff: StaffClient,
                                                 pages: Pages, proxy: CuttingProxy,
                                                 tmp_path: Path) -> None:
-    (inv,) = await tender(staff, "T-2026-001", "b1", deadline_in=12_000, min_bids=1,
+    (inv,) = await tender(staff, "T-2026-001", "b1", deadline_in=25_000, min_bids=1,
                           ceiling="1200000", budget="1000000")
     ctx = await pages.context()
     # The seal page reaches the server through a proxy that cuts the upload once; the tus
