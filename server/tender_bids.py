@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +95,19 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _move_durably(src: Path, dst: Path) -> None:
+def _link_durably(src: Path, dst: Path) -> None:
+    """``dst`` becomes a second name of ``src`` (a copy across file systems), durably. The
+    upload keeps its own name, so a completion interrupted after this step can run again."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    src.replace(dst)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(src, dst)
+        with dst.open("rb+") as f:
+            os.fsync(f.fileno())
     fd = os.open(dst.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -144,6 +156,11 @@ class UploadHooks:
         me = self.book.get(tender_id).bidder_view(bidder)
         if me is None:
             raise TusRefused(403, "not_registered", "register your public key first")
+        bid = me["bid"]
+        if bid is not None and bid["upload"] == upload.id:
+            # Already this bidder's bid: the server stopped before it answered. Same receipt.
+            return await self._receipt(tender_id, bidder, upload.id, bid["sha256"], bid["size"],
+                                       bid["submitted_at"])
         try:
             await asyncio.to_thread(check_structure, upload.path, tender=tender_id,
                                     bidder=bidder, recipient=me["fingerprint"],
@@ -152,7 +169,7 @@ class UploadHooks:
             raise _refused(exc) from None
         sha256 = await asyncio.to_thread(_sha256, upload.path)
         final = self.files.bid(tender_id, bidder, upload.id)
-        await asyncio.to_thread(_move_durably, upload.path, final)
+        await asyncio.to_thread(_link_durably, upload.path, final)
         decision = await self.book.submit(tender_id, SubmitBid(
             at=now_ms(), bidder=bidder, upload=upload.id, sha256=sha256, size=upload.length))
         if decision.refusal is not None:
@@ -160,10 +177,15 @@ class UploadHooks:
             raise _refused(decision.refusal)
         primary = decision.primary
         assert primary is not None
+        return await self._receipt(tender_id, bidder, upload.id, sha256, upload.length,
+                                   primary.at)
+
+    async def _receipt(self, tender_id: str, bidder: str, upload_id: str, sha256: str,
+                       size: int, at: int) -> dict[str, str]:
         receipt = issue(self.signing_key, tender=tender_id, bidder=bidder, sha256=sha256,
-                        size=upload.length, at=primary.at, upload=upload.id)
+                        size=size, at=at, upload=upload_id)
         body = json.dumps(receipt, ensure_ascii=False, sort_keys=True).encode()
-        await asyncio.to_thread(_write_durably, self.files.receipt(tender_id, bidder, upload.id),
+        await asyncio.to_thread(_write_durably, self.files.receipt(tender_id, bidder, upload_id),
                                 body)
         return {"Upload-Receipt": b64u(body)}
 
