@@ -129,3 +129,32 @@ async def test_bad_uploads_are_refused_and_change_nothing(server) -> None:
         assert (await run.view(b))["me"]["bid"] is None
     finally:
         await run.close()
+
+
+async def test_a_completion_cut_short_answers_with_the_same_receipt(server) -> None:
+    """The server stopped after the bid was recorded but before the upload's record held the
+    answer: a HEAD runs the completion again, which finds the bid already recorded and
+    answers with the same receipt, and the tender still holds one bid of that upload."""
+    import json
+
+    run = TenderRun(server.base_url, server.staff_token)
+    try:
+        await run.create(deadline_in=60 * SECOND)
+        a = await run.invite("alpha")
+        run.sealed(a, "100", b"bid of alpha" * 1000)
+        receipt = await run.upload(a)
+        assert a.upload_url is not None
+        upload_id = a.upload_url.rsplit("/", 1)[1]
+        record = server.settings.data_dir / "uploads" / f"{upload_id}.json"
+        doc = json.loads(record.read_text())
+        assert doc["completion"] is not None
+        record.write_text(json.dumps({**doc, "completion": None}))
+        before = await run.view(staff=True)
+
+        head = await run.http.head(a.upload_url, headers={**a.auth, "Tus-Resumable": "1.0.0"})
+        assert head.status_code == 200, head.text
+        assert json.loads(unb64u(head.headers["upload-receipt"])) == receipt
+        assert json.loads(record.read_text())["completion"] is not None
+        assert await run.view(staff=True) == before
+    finally:
+        await run.close()
