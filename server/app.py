@@ -15,6 +15,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from aiortc import RTCIceServer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,6 +25,8 @@ from starlette.staticfiles import StaticFiles
 
 from auction import Refused
 from opening import Refused as TenderRefused
+from streaming import http as stream_http
+from streaming.relay import Relay
 
 from . import api, codec, openapi, tender_api, tender_bids, ws
 from .auth import Tokens, new_secret
@@ -131,13 +134,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         bid_files = BidFiles(settings.data_dir / "tenders")
         upload_hooks.target = UploadHooks(book, bid_files, signing_key)
         book.on_events.append(tender_bids.archiver(book, bid_files, signing_key))
+        relay = Relay(max_viewers=settings.max_viewers,
+                      ice_servers=[RTCIceServer(url) for url in settings.ice_servers])
         if settings.gc_tuning:
             tune_gc()
         try:
             yield {"settings": settings, "store": store, "tokens": tokens, "hub": hub,
                    "lots": lots, "tenders": book, "signing_key": signing_key,
-                   "bid_files": bid_files}
+                   "bid_files": bid_files, "relay": relay}
         finally:
+            await relay.close()
             await uploads.close()
             await book.stop()
             await lots.stop()
@@ -177,6 +183,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(tender_api.T + "/header", tender_bids.header),
         Route(tender_api.T + "/record.{kind}", tender_bids.record_file),
         *uploads.routes(tender_api.T + "/uploads"),
+        *stream_http.routes(),
+        *api.routes(stream_http.OPS),
         Route("/openapi.json", openapi_json),
         Route("/healthz", healthz),
         Route("/", page("index.html")),

@@ -1,8 +1,9 @@
 """Bearer tokens: HMAC-SHA256 signed, self-describing, checked without a database read.
 
 A token is ``bh1.<payload>.<signature>`` (base64url). The payload names the role
-(``staff`` or ``bidder``), the subject (staff name or bidder id), for bidders the
-lot, and an expiry in ms. The key is the platform secret kept in the store, made at
+(``staff``, ``bidder`` or ``publisher``), the subject (staff name, bidder id or
+stream session), for bidders the lot or tender and for publishers the stream session,
+and an expiry in ms. The key is the platform secret kept in the store, made at
 first start, so every process serving the same database accepts the same tokens.
 """
 
@@ -22,7 +23,7 @@ from .errors import ServerError
 PREFIX = "bh1"
 MAX_TOKEN = 2048
 
-Role = Literal["staff", "bidder"]
+Role = Literal["staff", "bidder", "publisher"]
 
 
 class _Payload(msgspec.Struct, forbid_unknown_fields=True):

@@ -38,6 +38,21 @@ def _float(env: dict[str, str], name: str, default: float, low: float, high: flo
     return value
 
 
+def _urls(env: dict[str, str], name: str, schemes: tuple[str, ...]) -> tuple[str, ...]:
+    urls = tuple(u.strip().rstrip("/") for u in env.get(name, "").split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(schemes):
+            raise ConfigError(f"{name}: {url!r} must start with {' or '.join(schemes)}")
+    return urls
+
+
+def _template(url: str) -> str:
+    if url and (not url.startswith(("http://", "https://")) or "{protocol}" not in url):
+        raise ConfigError("BIDHALL_STREAM_REDIRECT must be an http(s) URL template with "
+                          f"{{protocol}} (and usually {{kind}} and {{id}}); got {url!r}")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("bidhall-data")
@@ -64,6 +79,15 @@ class Settings:
     max_upload: int = 1 << 30
     #: PEM file of the platform's Ed25519 signing key (default: a key kept in the database).
     signing_key: Path | None = None
+    #: WHEP viewers this process relays at most (all sessions together).
+    max_viewers: int = 200
+    #: Other relay workers' base URLs; a full relay sends new viewers there (307).
+    relay_peers: tuple[str, ...] = ()
+    #: An external SFU for every WHIP and WHEP request (307): a URL template with
+    #: ``{kind}``, ``{id}`` and ``{protocol}`` (whip or whep). Empty: the built-in relay.
+    stream_redirect: str = ""
+    #: STUN/TURN URLs for the relay's ICE (comma-separated); none by default.
+    ice_servers: tuple[str, ...] = ()
 
     @property
     def database(self) -> str:
@@ -93,6 +117,10 @@ class Settings:
             "BIDHALL_BATCH_MAX": str(self.batch_max), "BIDHALL_TOKEN_TTL": str(self.token_ttl),
             "BIDHALL_SNDBUF": str(self.sndbuf), "BIDHALL_GC_TUNING": str(int(self.gc_tuning)),
             "BIDHALL_DB_POOL": str(self.db_pool), "BIDHALL_MAX_UPLOAD": str(self.max_upload),
+            "BIDHALL_MAX_VIEWERS": str(self.max_viewers),
+            "BIDHALL_RELAY_PEERS": ",".join(self.relay_peers),
+            "BIDHALL_STREAM_REDIRECT": self.stream_redirect,
+            "BIDHALL_ICE_SERVERS": ",".join(self.ice_servers),
         }
         if self.signing_key is not None:
             env["BIDHALL_SIGNING_KEY"] = str(self.signing_key)
@@ -128,6 +156,10 @@ class Settings:
             "max_upload": _int(e, "BIDHALL_MAX_UPLOAD", 1 << 30, 1024, 1 << 40),
             "signing_key": Path(e["BIDHALL_SIGNING_KEY"]) if e.get("BIDHALL_SIGNING_KEY")
             else None,
+            "max_viewers": _int(e, "BIDHALL_MAX_VIEWERS", 200, 0, 100_000),
+            "relay_peers": _urls(e, "BIDHALL_RELAY_PEERS", ("http://", "https://")),
+            "stream_redirect": _template(e.get("BIDHALL_STREAM_REDIRECT", "")),
+            "ice_servers": _urls(e, "BIDHALL_ICE_SERVERS", ("stun:", "turn:", "turns:")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -37,6 +37,16 @@ SERVER_CODES: Final[dict[str, str]] = {
     "wrong_owner": "this server does not serve the lot; the command was not run",
     "unknown_tender": "no such tender",
     "bad_public_key": "the public key is not a P-256 point",
+    "unsupported_media_type": "the body has the wrong Content-Type",
+    "bad_sdp": "the body is not a usable SDP offer",
+    "bad_sdpfrag": "the body is not a usable trickle-ice-sdpfrag",
+    "unknown_session": "no such lot or tender to stream",
+    "unknown_resource": "no such WHIP or WHEP resource",
+    "already_publishing": "this session already has a publisher",
+    "relay_full": "this relay has no room for another viewer; retry later",
+    "codec_mismatch": "no codec of the offer can be served",
+    "ice_restart_unsupported": "ICE restarts are not supported; start a new session",
+    "precondition_failed": "If-Match does not match the resource's ETag",
 }
 
 CODES: Final = {**AUCTION_CODES, **OPENING_CODES, **ENVELOPE_CODES, **SERVER_CODES}
@@ -48,8 +58,13 @@ _STATUS: Final[dict[str, int]] = {
     "wrong_owner": 503, "unknown_tender": 404, "bad_public_key": 422,
     "not_an_envelope": 422, "bad_header": 422, "bad_length": 422, "wrong_key": 422,
     "wrong_tender": 422, "wrong_bidder": 422, "wrong_recipient": 422, "bad_chunk": 422,
-    "bad_summary": 422,
+    "bad_summary": 422, "bad_id": 422, "too_large": 413, "source_changed": 422,
+    "bad_key_file": 422, "wrong_password": 422, "weak_password": 422, "bad_receipt": 422,
+    "bad_signature": 422,
     "invalid_amount": 422, "invalid_terms": 422, "invalid_request": 422,
+    "unsupported_media_type": 415, "bad_sdp": 400, "bad_sdpfrag": 400, "unknown_session": 404,
+    "unknown_resource": 404, "already_publishing": 409, "relay_full": 503,
+    "codec_mismatch": 422, "ice_restart_unsupported": 422, "precondition_failed": 412,
 }
 
 

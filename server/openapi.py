@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API, generated from the route tables (``OPS``) of
-:mod:`server.api`, :mod:`server.tender_api` and :mod:`server.tender_bids`."""
+:mod:`server.api`, :mod:`server.tender_api`, :mod:`server.tender_bids` and
+:mod:`streaming.http`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from streaming import http as stream_http
+
 from . import api, tender_api, tender_bids
 from . import api_models as m
 from .errors import CODES, http_status
@@ -15,7 +18,7 @@ from .errors import CODES, http_status
 _PARAM = re.compile(r"{(\w+)}")
 
 
-OPS = (*api.OPS, *tender_api.OPS, *tender_bids.OPS)
+OPS = (*api.OPS, *tender_api.OPS, *tender_bids.OPS, *stream_http.OPS)
 
 
 def document(version: str) -> dict[str, Any]:
