@@ -47,6 +47,8 @@ SERVER_CODES: Final[dict[str, str]] = {
     "codec_mismatch": "no codec of the offer can be served",
     "ice_restart_unsupported": "ICE restarts are not supported; start a new session",
     "precondition_failed": "If-Match does not match the resource's ETag",
+    "already_recording": "this session is being recorded already",
+    "not_recording": "this session is not being recorded",
 }
 
 CODES: Final = {**AUCTION_CODES, **OPENING_CODES, **ENVELOPE_CODES, **SERVER_CODES}
@@ -65,6 +67,7 @@ _STATUS: Final[dict[str, int]] = {
     "unsupported_media_type": 415, "bad_sdp": 400, "bad_sdpfrag": 400, "unknown_session": 404,
     "unknown_resource": 404, "already_publishing": 409, "relay_full": 503,
     "codec_mismatch": 422, "ice_restart_unsupported": 422, "precondition_failed": 412,
+    "already_recording": 409, "not_recording": 409,
 }
 
 

@@ -10,6 +10,7 @@
     OPTIONS on each             → 204 with CORS and Accept-Post / Accept-Patch
     GET     {S}                 the session's state (JSON, public)
     POST    {S}/token           staff: a publisher token for this session (JSON)
+    POST    {S}/recording       staff: record to <data dir>/recordings/*.ts; DELETE stops
 
 Refusals are the platform's JSON error body with a stable code. A full relay answers
 WHEP with 503 and ``Retry-After``, or 307 to another relay worker when some are
@@ -21,6 +22,7 @@ allows), the client starts a new session instead.
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import msgspec
@@ -200,6 +202,7 @@ async def stream_state(ctx: Ctx) -> Any:
     session = relay.sessions.get(key)
     return {"session": key, "live": relay.live(key),
             "viewers": len(session.viewers) if session else 0,
+            "recording": session is not None and session.recorder is not None,
             "whep_url": ctx.request.url.path + "/whep"}
 
 
@@ -215,11 +218,38 @@ async def publisher_token(ctx: Ctx) -> Any:
             "whip_url": ctx.request.url.path.rsplit("/", 1)[0] + "/whip"}
 
 
+async def start_recording(ctx: Ctx) -> Any:
+    key = session_key(ctx.request)
+    settings: Settings = ctx.state["settings"]
+    relay: Relay = ctx.state["relay"]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = settings.data_dir / "recordings" / f"{key.replace(':', '-')}-{stamp}.ts"
+    try:
+        relay.record(key, path)
+    except StreamError as exc:
+        raise ServerError(exc.code, exc.message) from None
+    return {"session": key, "recording": True, "file": str(path)}
+
+
+async def stop_recording(ctx: Ctx) -> Any:
+    key = session_key(ctx.request)
+    relay: Relay = ctx.state["relay"]
+    recorder = relay.stop_recording(key)
+    if recorder is None:
+        raise ServerError("not_recording")
+    return {"session": key, "recording": False, "file": str(recorder.path),
+            "frames": recorder.frames}
+
+
 OPS: tuple[Op, ...] = (
     Op("GET", S, stream_state, "A session's stream: live or not, viewers, the WHEP URL",
        "public", dict[str, Any]),
     Op("POST", S + "/token", publisher_token, "A publisher (WHIP) token for this session",
        "staff", dict[str, Any], TokenBody, 201),
+    Op("POST", S + "/recording", start_recording, "Record the session to an MPEG-TS file in "
+       "the data directory, as received (no re-encoding)", "staff", dict[str, Any]),
+    Op("DELETE", S + "/recording", stop_recording, "Stop recording the session", "staff",
+       dict[str, Any]),
 )
 
 

@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import av
@@ -48,6 +49,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
+from .recording import Recorder
 from .sdp import Fragment, Offer
 
 log = logging.getLogger("bidhall.streaming")
@@ -174,6 +176,7 @@ class Session:
     keyframe_requests: int = 0
     plis_sent: int = 0
     last_pli: float = -1e9
+    recorder: Recorder | None = None
     _pli_task: asyncio.Task[None] | None = None
 
     def forward(self, kind: str, encoded: Any) -> None:
@@ -183,6 +186,8 @@ class Session:
         packet.time_base = fractions.Fraction(1, CLOCK[kind])
         frame = Frame(kind, packet, kind == "video" and is_keyframe(data))
         self.frames += kind == "video"
+        if self.recorder is not None:
+            self.recorder.write(kind, data, encoded.timestamp, frame.keyframe)
         starving = False
         for viewer in self.viewers.values():
             for track in viewer.tracks:
@@ -238,7 +243,8 @@ class Relay:
     def stats(self) -> dict[str, Any]:
         return {"viewers": self.viewer_count(), "max_viewers": self.max_viewers,
                 "sessions": {k: {"live": s.publisher is not None, "viewers": len(s.viewers),
-                                 "frames": s.frames, "plis": s.plis_sent}
+                                 "frames": s.frames, "plis": s.plis_sent,
+                                 "recording": s.recorder is not None}
                              for k, s in self.sessions.items()}}
 
     # ------------------------------------------------------------------ publish
@@ -335,6 +341,30 @@ class Relay:
         if wanted is not None and any(not c.mimeType.endswith("/rtx") for c in codecs):
             transceiver.setCodecPreferences(codecs)
 
+    # ------------------------------------------------------------------ recording
+    def record(self, key: str, path: Path) -> Recorder:
+        """Start recording ``key`` to ``path`` (MPEG-TS); the session need not be live yet."""
+        session = self.session(key)
+        if session.recorder is not None:
+            raise StreamError("already_recording", "this session is being recorded already")
+        session.recorder = Recorder(path)
+        if session.publisher is not None:
+            session.request_keyframe()  # the file starts at a keyframe
+        return session.recorder
+
+    def stop_recording(self, key: str) -> Recorder | None:
+        session = self.sessions.get(key)
+        recorder = session.recorder if session is not None else None
+        if session is not None and recorder is not None:
+            session.recorder = None
+            recorder.close()
+            self._forget(session)
+        return recorder
+
+    def _forget(self, session: Session) -> None:
+        if session.publisher is None and not session.viewers and session.recorder is None:
+            self.sessions.pop(session.key, None)
+
     # ------------------------------------------------------------------ trickle, stop
     async def trickle(self, resource: str, fragment: Fragment) -> None:
         peer = self.peer(resource)
@@ -372,9 +402,10 @@ class Relay:
             track.stop()
         with contextlib.suppress(Exception):
             await peer.pc.close()
-        if session.publisher is None and not session.viewers:
-            self.sessions.pop(session.key, None)
+        self._forget(session)
 
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(r) for r in list(self.peers)),
                              return_exceptions=True)
+        for key in list(self.sessions):
+            self.stop_recording(key)

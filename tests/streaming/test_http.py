@@ -98,7 +98,8 @@ async def test_publish_and_watch_over_whip_and_whep(server: Running, staff: Staf
         assert (await http.head(whep_resource)).status_code == 404
         assert (await http.delete(whip_resource, headers=auth)).status_code == 200
         assert (await http.get(LOT)).json() == {"session": "lot:V-1", "live": False,
-                                                "viewers": 0, "whep_url": LOT + "/whep"}
+                                                "viewers": 0, "recording": False,
+                                                "whep_url": LOT + "/whep"}
     for task in readers:
         task.cancel()
     for pc in pcs:
@@ -176,3 +177,23 @@ async def test_a_full_relay_sends_viewers_away(settings: Settings, tmp_path: Any
         await viewer.close()
         for s in (full, moved, sfu):
             await stop_server(s)
+
+
+async def test_recording_is_started_and_stopped_by_staff(server: Running,
+                                                         staff: StaffClient) -> None:
+    await staff.create_lot(**lot_fields(lot_id="V-1"))
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        assert code(await http.post(LOT + "/recording")) == (401, "unauthorized")
+    started = await staff.call("POST", LOT + "/recording")
+    assert started["recording"] is True and started["file"].endswith(".ts")
+    assert (await staff.call("GET", LOT))["recording"] is True
+    from clients.python.staff import ApiError
+
+    with pytest.raises(ApiError) as twice:
+        await staff.call("POST", LOT + "/recording")
+    assert (twice.value.status, twice.value.code) == (409, "already_recording")
+    stopped = await staff.call("DELETE", LOT + "/recording")
+    assert stopped["file"] == started["file"] and stopped["frames"] == 0  # nobody published
+    with pytest.raises(ApiError) as idle:
+        await staff.call("DELETE", LOT + "/recording")
+    assert (idle.value.status, idle.value.code) == (409, "not_recording")

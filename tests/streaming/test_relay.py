@@ -183,3 +183,28 @@ async def test_an_offer_that_cannot_publish_is_refused() -> None:
 
     with pytest.raises(SdpError):
         parse_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n", sending=True)
+
+
+async def test_a_session_is_recorded_as_received(relay: Relay, tmp_path: Any,
+                                                 codec_calls: dict[str, int]) -> None:
+    import av
+
+    pc, _, track = await publisher(relay, KEY)
+    path = tmp_path / "lot-L1.ts"
+    try:
+        recorder = relay.record(KEY, path)
+        with pytest.raises(StreamError) as twice:
+            relay.record(KEY, tmp_path / "other.ts")
+        assert twice.value.code == "already_recording"
+        await until(lambda: recorder.frames >= 45)
+        sent = track.count
+        assert relay.stop_recording(KEY) is recorder
+        assert relay.stop_recording(KEY) is None
+        assert codec_calls["encoded"] <= sent + 1  # only the publisher encoded
+        with av.open(str(path)) as container:
+            decoded = sum(1 for _ in container.decode(video=0))
+            size = (container.streams.video[0].codec_context.width,
+                    container.streams.video[0].codec_context.height)
+        assert decoded >= 45 and size == (320, 180)
+    finally:
+        await pc.close()
