@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from . import errors as E
 from .commands import (
@@ -105,6 +105,11 @@ class Tender(Ledger):
     def __init__(self) -> None:
         super().__init__()
         self._out: list[Event] = []
+
+    def fork(self) -> Self:
+        twin = super().fork()
+        twin._out = []
+        return twin
 
     # ------------------------------------------------------------------ replay
     @classmethod

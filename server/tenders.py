@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -118,7 +117,7 @@ class Tenders:
 
     def dry_run(self, tender_id: str, command: Any) -> Decision:
         """What ``command`` would decide now, without recording anything."""
-        decision: Decision = copy.deepcopy(self.get(tender_id)).handle(command)
+        decision: Decision = self.get(tender_id).fork().handle(command)
         return decision
 
     # ------------------------------------------------------------------ writes
@@ -141,7 +140,7 @@ class Tenders:
             for _ in range(ATTEMPTS):
                 tender = self._tenders[tender_id]
                 head = len(self._events[tender_id])
-                scratch = copy.deepcopy(tender)
+                scratch = tender.fork()
                 decision: Decision = scratch.handle(command)
                 if not decision.events:
                     return decision

@@ -18,6 +18,7 @@ survives a JSON round trip (the way the server stores events).
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import msgspec
@@ -132,7 +133,15 @@ class TenderMachine(RuleBasedStateMachine):
         shadow = Tender.replay(self.events)
         shadow.handle(Tick(at=command.at))
         public_before = self.tender.public_view() if self.tender.terms else None
+        # A fork decides the same as the tender itself and leaves the tender untouched.
+        untouched = pickle.dumps(self.tender)
+        forked = self.tender.fork()
+        on_fork = forked.handle(command)
+        assert pickle.dumps(self.tender) == untouched, "deciding on a fork changed the tender"
         decision = self.tender.handle(command)
+        assert (on_fork.events, on_fork.primary) == (decision.events, decision.primary)
+        assert str(on_fork.refusal) == str(decision.refusal)
+        assert self.tender.terms is None or views(forked) == views(self.tender)
         for event in decision.events:
             self.check(event)
             self.events.append(event)
