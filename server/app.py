@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         bid_files = BidFiles(settings.data_dir / "tenders")
         upload_hooks.target = UploadHooks(book, bid_files, signing_key)
         book.on_events.append(tender_bids.archiver(book, bid_files, signing_key))
+        await tender_bids.settle_released(book, bid_files)
         relay = Relay(max_viewers=settings.max_viewers,
                       ice_servers=[RTCIceServer(url) for url in settings.ice_servers])
         if settings.gc_tuning:

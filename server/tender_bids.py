@@ -23,6 +23,7 @@ import base64
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -45,6 +46,7 @@ from .tenders import Tenders
 from .tus import TusRefused, Upload
 
 Json = dict[str, Any]
+log = logging.getLogger("bidhall.tenders")
 
 
 def b64u(data: bytes) -> str:
@@ -281,8 +283,22 @@ async def release(ctx: Ctx) -> Any:
         await asyncio.to_thread(commitment)
     except EnvelopeError as exc:
         raise ServerError(exc.code, exc.message) from None
-    done(await book.submit(tender_id, ReleaseKey(at=now_ms(), bidder=bidder)))
-    await asyncio.to_thread(_write_durably, _files(ctx).key(tender_id, bidder), file_key)
+    # The key is on disk before the release is recorded: a process stopped in between
+    # finishes the decryption at its next start (see settle_released).
+    key_path = _files(ctx).key(tender_id, bidder)
+    await asyncio.to_thread(_write_durably, key_path, file_key)
+    released = await book.submit(tender_id, ReleaseKey(at=now_ms(), bidder=bidder))
+    if released.refusal is not None:
+        key_path.unlink(missing_ok=True)
+        raise released.refusal
+    summary, reason = await _settle(book, tender_id, bidder, path, file_key)
+    return {"outcome": "decrypted" if summary is not None else "failed", "summary": summary,
+            "reason": reason or None}
+
+
+async def _settle(book: Tenders, tender_id: str, bidder: str, path: Path,
+                  file_key: bytes) -> tuple[Json | None, str]:
+    """Decrypt a released bid and record the outcome."""
     summary: Json | None = None
     reason = ""
     try:
@@ -291,8 +307,31 @@ async def release(ctx: Ctx) -> Any:
         reason = exc.code
     done(await book.submit(tender_id, RecordDecryption(
         at=now_ms(), bidder=bidder, ok=summary is not None, summary=summary, reason=reason)))
-    return {"outcome": "decrypted" if summary is not None else "failed", "summary": summary,
-            "reason": reason or None}
+    return summary, reason
+
+
+async def settle_released(book: Tenders, files: BidFiles) -> int:
+    """At start: decrypt every bid whose key was released but whose outcome was not
+    recorded (the process stopped in between). Returns how many were settled."""
+    settled = 0
+    for tender_id in book.ids():
+        tender = book.get(tender_id)
+        for bidder in list(tender.bidders):
+            me = tender.bidder_view(bidder)
+            if me is None or not me["key_released"] or me["outcome"] not in (None, "waiting"):
+                continue
+            upload, key_path = _upload(me), files.key(tender_id, bidder)
+            if upload is None or not key_path.exists():
+                continue
+            try:
+                await _settle(book, tender_id, bidder, files.bid(tender_id, bidder, upload),
+                              await asyncio.to_thread(key_path.read_bytes))
+            except Exception:  # the window closed meanwhile, or another process did it
+                log.warning("tender %s: the released bid of %s was not settled", tender_id,
+                            bidder, exc_info=True)
+                continue
+            settled += 1
+    return settled
 
 
 OPS: tuple[Op, ...] = (

@@ -158,3 +158,49 @@ async def test_a_completion_cut_short_answers_with_the_same_receipt(server) -> N
         assert await run.view(staff=True) == before
     finally:
         await run.close()
+
+
+async def test_a_release_cut_short_is_decrypted_at_the_next_start(settings) -> None:
+    """The process stopped after recording a bidder's key release but before decrypting:
+    the key is on disk (written first), so the next start decrypts and records the bid."""
+    from opening import ReleaseKey
+    from opening.envelope import parse_header, unwrap
+    from server.clock import now_ms
+    from tests.conftest import start_server, stop_server
+
+    server = await start_server(settings)
+    run = TenderRun(server.base_url, server.staff_token)
+    try:
+        await run.create(deadline_in=3 * SECOND)
+        bidders = [await run.invite(name) for name in ("alpha", "beta", "gamma")]
+        for b in bidders:
+            run.sealed(b, "1000", os.urandom(3000))
+            await run.upload(b)
+        await run.wait_deadline()
+        assert (await run.staff_post("start")).status_code == 200
+        alpha = bidders[0]
+        r = await run.http.get(run.path + "/header", headers=alpha.auth)
+        file_key = unwrap(parse_header(r.content), alpha.key)
+        # What the release endpoint does up to the decryption, then the process stops.
+        state = server.server.lifespan.state
+        key_path = state["bid_files"].key(run.tender_id, "alpha")
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        key_path.write_bytes(file_key)
+        decision = await state["tenders"].submit(
+            run.tender_id, ReleaseKey(at=now_ms(), bidder="alpha"))
+        assert decision.refusal is None
+        assert (await run.view(alpha))["me"]["outcome"] == "waiting"
+    finally:
+        await run.close()
+        await stop_server(server)
+
+    server = await start_server(settings)
+    run = TenderRun(server.base_url, server.staff_token, tender_id=run.tender_id)
+    try:
+        me = (await run.view(alpha))["me"]
+        assert me["key_released"] and me["outcome"] == "decrypted"
+        rows = (await run.view(staff=True))["read_out"]
+        assert rows is None or all(row["bidder"] != "beta" for row in rows)
+    finally:
+        await run.close()
+        await stop_server(server)
