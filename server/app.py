@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/tender/{tender_id}/seal", page("tender-seal.html")),
         Route("/tender/{tender_id}/open", page("tender-open.html")),
         Route("/tender/{tender_id}/host", page("tender-host.html")),
+        Route("/stream/{kind}/{session_id}/host", page("stream-host.html")),
         Mount("/static", StaticFiles(directory=web), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={

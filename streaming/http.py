@@ -96,13 +96,20 @@ async def _body(request: Request, media: str) -> str:
         raise ServerError("bad_sdp", "the body is not UTF-8 text") from None
 
 
-def _redirect(request: Request, protocol: str) -> Response | None:
+def _external(request: Request, protocol: str) -> str | None:
+    """The external SFU's URL for this session, when BIDHALL_STREAM_REDIRECT is set."""
     settings: Settings = request.scope["state"]["settings"]
     if not settings.stream_redirect:
         return None
-    url = settings.stream_redirect.format(kind=request.path_params["kind"],
-                                          id=request.path_params["session_id"],
-                                          protocol=protocol)
+    return settings.stream_redirect.format(kind=request.path_params["kind"],
+                                           id=request.path_params["session_id"],
+                                           protocol=protocol)
+
+
+def _redirect(request: Request, protocol: str) -> Response | None:
+    url = _external(request, protocol)
+    if url is None:
+        return None
     return Response(status_code=307, headers={**CORS, "Location": url})
 
 
@@ -198,12 +205,17 @@ class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
 
 async def stream_state(ctx: Ctx) -> Any:
     key = session_key(ctx.request)
+    external = _external(ctx.request, "whep")
+    if external is not None:
+        # The SFU holds the stream: whether it is live is for the player to find out there.
+        return {"session": key, "live": None, "viewers": None, "recording": False,
+                "external": True, "whep_url": external}
     relay: Relay = ctx.state["relay"]
     session = relay.sessions.get(key)
     return {"session": key, "live": relay.live(key),
             "viewers": len(session.viewers) if session else 0,
             "recording": session is not None and session.recorder is not None,
-            "whep_url": ctx.request.url.path + "/whep"}
+            "external": False, "whep_url": ctx.request.url.path + "/whep"}
 
 
 async def publisher_token(ctx: Ctx) -> Any:

@@ -1,8 +1,10 @@
 // The public view of a no-meeting opening: /tender/{t}. No login; read-only. Before the
 // deadline only the terms and the countdown are public; the received bids from the start;
 // the read-out (开标一览表) once announced; objections, answers and the record after that.
+// The live video of the opening plays in the side column once the host goes live.
 
 import { onLangChange, refusal, t } from "./i18n.js";
+import { viewerPanel } from "./stream.js";
 import { ServerClock, TenderFeed, syncClock, tenderIdFromPath } from "./tender-live.js";
 import { renderCountdown, renderView } from "./tenderview.js";
 import { $, header, setText, show } from "./ui.js";
@@ -37,3 +39,4 @@ setInterval(() => {
 
 render();
 feed.start();
+viewerPanel("tender", tenderId);

@@ -173,6 +173,11 @@ async def test_a_full_relay_sends_viewers_away(settings: Settings, tmp_path: Any
                                     headers=SDP)
                 assert r.status_code == 307
                 assert r.headers["location"] == f"https://sfu.example/lot/V-1/{protocol}"
+            state = (await http.get(sfu.base_url + LOT)).json()
+            assert state["external"] is True and state["live"] is None
+            assert state["whep_url"] == "https://sfu.example/lot/V-1/whep"
+            state = (await http.get(full.base_url + LOT)).json()
+            assert state["external"] is False and state["live"] is False
     finally:
         await viewer.close()
         for s in (full, moved, sfu):
