@@ -1,31 +1,31 @@
 """The encoded relay: one publisher per session, many viewers, frames forwarded as received.
 
 aiortc's receiver reassembles each frame (jitter buffer) and hands it to a decoder thread
-through a queue; its sender packetizes an ``av.Packet`` without encoding it
-(``RTCRtpSender._next_encoded_frame`` → ``encoder.pack``). The relay joins the two:
+through a queue; its sender reads a track and sends RTP. The relay joins the two:
 
     publisher RTP → RTCRtpReceiver jitter buffer → :class:`Tap` (instead of the decoder)
-        → :meth:`Session.forward` → one :class:`RelayTrack` per viewer (bounded queue)
-        → RTCRtpSender.pack → viewer RTP
+        → :meth:`Session.forward` (packetized once) → one :class:`RelayTrack` per viewer
+        (bounded queue) → :func:`streaming.sender.run_relayed` → viewer RTP
 
-so no frame is decoded or re-encoded. A viewer starts on a keyframe and, when its queue
-overflows, drops everything up to the next keyframe. A viewer's keyframe request (PLI or
-FIR, which aiortc's sender turns into ``_send_keyframe``) becomes a PLI to the publisher,
-at most one per ``keyframe_gap`` seconds per session.
+so no frame is decoded or re-encoded, and none is packetized twice. A viewer starts on a
+keyframe and, when its queue overflows, drops everything up to the next keyframe. A viewer's
+keyframe request (PLI or FIR, which aiortc's sender turns into ``_send_keyframe``) becomes a
+PLI to the publisher, at most one per ``keyframe_gap`` seconds per session.
 
 A viewer whose offer has no H.264 (the codec mismatch case) is served by the stock path:
 the tap then also feeds the decoder and aiortc's ``MediaRelay`` re-encodes for that viewer.
 
 This touches aiortc internals, pinned in pyproject.toml and covered by tests/streaming:
 ``RTCRtpReceiver._RTCRtpReceiver__decoder_queue`` (replaced by the tap before the decoder
-thread starts), ``RTCRtpReceiver._send_rtcp_pli`` and ``RTCRtpSender._send_keyframe``.
+thread starts), ``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpSender._send_keyframe`` and
+``RTCRtpSender._run_rtp`` (see streaming/sender.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
+import functools
 import logging
 import queue
 import secrets
@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -51,11 +50,11 @@ from aiortc.sdp import candidate_from_sdp
 
 from .recording import Recorder
 from .sdp import Fragment, Offer
+from .sender import packetize, run_relayed
 
 log = logging.getLogger("bidhall.streaming")
 
 CLOCK = {"video": 90_000, "audio": 48_000}
-Packet = Any  # av.Packet (its stubs differ between PyAV releases)
 #: Codecs the relay forwards; a publisher is asked for these and nothing else.
 FORWARDED = {"video": "video/H264", "audio": "audio/opus"}
 
@@ -81,10 +80,11 @@ def is_keyframe(data: bytes) -> bool:
 
 @dataclass(slots=True)
 class Frame:
-    """One encoded frame as the publisher sent it, shared by every viewer."""
+    """One encoded frame as the publisher sent it, packetized once for every viewer."""
 
     kind: str
-    packet: Packet
+    payloads: list[bytes]
+    timestamp: int  # RTP clock (CLOCK[kind]), as the publisher stamped it
     keyframe: bool
 
 
@@ -95,7 +95,7 @@ class RelayTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self.capacity = capacity
-        self.queue: deque[Packet] = deque()
+        self.queue: deque[Frame] = deque()
         self.waiting_keyframe = kind == "video"
         self.forwarded = self.dropped = 0
         self._ready = asyncio.Event()
@@ -115,12 +115,12 @@ class RelayTrack(MediaStreamTrack):
             self.queue.clear()
             self.waiting_keyframe = self.kind == "video"
             return not self.waiting_keyframe
-        self.queue.append(frame.packet)
+        self.queue.append(frame)
         self.forwarded += 1
         self._ready.set()
         return True
 
-    async def recv(self) -> Packet:
+    async def recv(self) -> Frame:  # type: ignore[override]  # read by run_relayed only
         while not self.queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -181,13 +181,13 @@ class Session:
 
     def forward(self, kind: str, encoded: Any) -> None:
         data = encoded.data
-        packet = av.Packet(data)
-        packet.pts = encoded.timestamp
-        packet.time_base = fractions.Fraction(1, CLOCK[kind])
-        frame = Frame(kind, packet, kind == "video" and is_keyframe(data))
+        keyframe = kind == "video" and is_keyframe(data)
         self.frames += kind == "video"
         if self.recorder is not None:
-            self.recorder.write(kind, data, encoded.timestamp, frame.keyframe)
+            self.recorder.write(kind, data, encoded.timestamp, keyframe)
+        if not self.viewers:
+            return
+        frame = Frame(kind, packetize(kind, data), encoded.timestamp, keyframe)
         starving = False
         for viewer in self.viewers.values():
             for track in viewer.tracks:
@@ -328,6 +328,9 @@ class Relay:
             self._prefer(transceiver, kind)
             # A viewer's PLI or FIR asks the publisher (rate-limited) for a keyframe.
             transceiver.sender._send_keyframe = session.request_keyframe  # type: ignore[method-assign]
+            # The frames go out packetized once for all viewers (streaming/sender.py).
+            transceiver.sender._run_rtp = functools.partial(  # type: ignore[method-assign]
+                run_relayed, transceiver.sender, track)
         session.set_decoding()
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)

@@ -99,7 +99,7 @@ async def test_publish_and_watch_over_whip_and_whep(server: Running, staff: Staf
         assert (await http.delete(whip_resource, headers=auth)).status_code == 200
         assert (await http.get(LOT)).json() == {"session": "lot:V-1", "live": False,
                                                 "viewers": 0, "recording": False,
-                                                "whep_url": LOT + "/whep"}
+                                                "external": False, "whep_url": LOT + "/whep"}
     for task in readers:
         task.cancel()
     for pc in pcs:

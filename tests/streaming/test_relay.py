@@ -118,7 +118,7 @@ def test_a_full_queue_drops_to_the_next_keyframe() -> None:
     track = RelayTrack("video", capacity=3)
 
     def frame(key: bool) -> Frame:
-        return Frame("video", object(), key)
+        return Frame("video", [b"x"], 0, key)
 
     assert not track.offer(frame(False))  # starts waiting for a keyframe
     assert track.offer(frame(True)) and track.offer(frame(False)) and track.offer(frame(False))
@@ -128,7 +128,7 @@ def test_a_full_queue_drops_to_the_next_keyframe() -> None:
     assert not track.offer(frame(False))
     assert track.offer(frame(True)) and len(track.queue) == 1
     audio = RelayTrack("audio", capacity=2)
-    assert audio.offer(Frame("audio", object(), False))  # audio needs no keyframe
+    assert audio.offer(Frame("audio", [b"x"], 0, False))  # audio needs no keyframe
 
 
 def test_keyframes_are_found_in_annex_b() -> None:
