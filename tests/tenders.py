@@ -7,7 +7,6 @@ tus client ``tuspy`` (sync, so it runs in a thread: the server shares the event 
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import secrets
@@ -18,19 +17,12 @@ from typing import Any
 import httpx
 from tusclient import client as tus
 
+from opening.crypto_errors import b64u, unb64u
 from opening.envelope import seal, unwrap
 from opening.keys import generate, public_bytes
 from server.clock import now_ms
 
 SECOND = 1000
-
-
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64u(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import resource
@@ -20,7 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import msgspec
 
 # Sibling modules: bid_latency.py is run as a script, so this directory is on sys.path.
 from _common import REPO, perf
-from _stats import CpuMeter, log, summary_ms
+from _stats import T0, CpuMeter, log, summary_ms
 
 
 # ====================================================================== subprocesses
@@ -74,6 +75,53 @@ class Servers:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_bench(go: Callable[[], Coroutine[Any, Any, dict[str, Any]]], servers: Servers,
+              tmp: Path, *, keep_tmp: bool, logs: Iterable[str],
+              cleanup: Callable[[], None] | None = None) -> int:
+    """Run a benchmark's coroutine (on uvloop when installed) and print its JSON report.
+
+    SIGTERM and Ctrl+C end it cleanly (exit 130); on an error the named server logs' tails
+    are shown. The servers are stopped, ``cleanup`` run and ``tmp`` removed in any case.
+    """
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started ignoring it
+    runner: Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]] = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+        runner = uvloop.run
+    try:
+        report = runner(go())
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    except Exception:
+        for name in logs:
+            tail = servers.tail(name)
+            if tail:
+                log(f"--- {name} log tail ---\n{tail}")
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        servers.stop_all()
+        if cleanup is not None:
+            cleanup()
+        if keep_tmp:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    done = f"done in {perf() - T0:.0f}s"
+    if "all_targets_pass" in report:
+        done += f"; all targets pass: {report['all_targets_pass']}"
+    log(done)
+    return 0
 
 
 def free_port() -> int:
@@ -229,7 +277,11 @@ async def wait_for_quiet(limit_s: float, threshold: float = 0.3) -> float:
 
 
 # ====================================================================== environment
-def environment() -> dict[str, Any]:
+SERVER_PACKAGES = ("uvicorn", "starlette", "websockets", "msgspec", "uvloop", "httptools")
+
+
+def environment(packages: tuple[str, ...] = SERVER_PACKAGES) -> dict[str, Any]:
+    """The box, the commit and the versions of ``packages``, for a report."""
     def git(*a: str) -> str:
         try:
             return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True,
@@ -238,7 +290,7 @@ def environment() -> dict[str, Any]:
             return ""
 
     versions = {}
-    for mod in ("uvicorn", "starlette", "websockets", "msgspec", "uvloop", "httptools"):
+    for mod in packages:
         with contextlib.suppress(Exception):
             from importlib.metadata import version
             versions[mod] = version(mod)

@@ -58,10 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -84,6 +81,7 @@ from _procs import (
     free_port,
     make_pyspy,
     raise_fd_limit,
+    run_bench,
     sqlite_commit_floor,
     wait_for_quiet,
     wait_listening,
@@ -393,37 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bidhall-bench-"))
     servers = Servers(tmp)
-    report: dict[str, Any] | None = None
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        try:
-            import uvloop
-            report = uvloop.run(amain(args, servers, tmp))
-        except ImportError:
-            report = asyncio.run(amain(args, servers, tmp))
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    except Exception:
-        for name in ("bidhall", "echo", "broadcast"):
-            tail = servers.tail(name)
-            if tail:
-                log(f"--- {name} log tail ---\n{tail}")
-        raise
-    finally:
-        servers.stop_all()
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-    log(f"done in {perf() - T0:.0f}s; all targets pass: {report['all_targets_pass']}")
-    return 0
+    return run_bench(lambda: amain(args, servers, tmp), servers, tmp, keep_tmp=args.keep_tmp,
+                     logs=("bidhall", "echo", "broadcast"))
 
 
 if __name__ == "__main__":

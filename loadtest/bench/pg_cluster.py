@@ -37,11 +37,8 @@ import asyncio
 import contextlib
 import functools
 import gc
-import json
 import os
 import secrets
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -81,6 +78,7 @@ from _procs import (
     free_port,
     make_pyspy,
     raise_fd_limit,
+    run_bench,
     wait_for_quiet,
     wait_listening,
 )
@@ -530,13 +528,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bidhall-pgbench-"))
     run = Run(args, tmp)
-    report: dict[str, Any] | None = None
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started ignoring it
 
     async def go() -> dict[str, Any]:
         try:
@@ -545,33 +536,9 @@ def main(argv: list[str] | None = None) -> int:
             if run.keys is not None:
                 await run.keys.close()
 
-    try:
-        try:
-            import uvloop
-            report = uvloop.run(go())
-        except ImportError:
-            report = asyncio.run(go())
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    except Exception:
-        for name in ("bidhall-pg", "rowlock", "broadcast", "bidhall-w1", "bidhall-w2", "node0"):
-            tail = run.servers.tail(name)
-            if tail:
-                log(f"--- {name} log tail ---\n{tail}")
-        raise
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup(run)
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-    log(f"done in {perf() - T0:.0f}s; all targets pass: {report['all_targets_pass']}")
-    return 0
+    return run_bench(go, run.servers, tmp, keep_tmp=args.keep_tmp, cleanup=lambda: cleanup(run),
+                     logs=("bidhall-pg", "rowlock", "broadcast", "bidhall-w1", "bidhall-w2",
+                           "node0"))
 
 
 if __name__ == "__main__":

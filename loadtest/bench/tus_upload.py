@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,8 +35,8 @@ from typing import Any
 
 # Sibling modules: this file is run as a script, so its directory is on sys.path.
 from _common import REPO, perf
-from _procs import Servers, environment, free_port, wait_listening
-from _stats import T0, CpuMeter, log, r3, ratio, target_row
+from _procs import Servers, environment, free_port, run_bench, wait_listening
+from _stats import CpuMeter, log, r3, ratio, target_row
 
 MiB = 1 << 20
 TOKEN = "bench"
@@ -246,24 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bidhall-tus-bench-", dir=args.dir))
     servers = Servers(tmp)
-    try:
-        report = asyncio.run(run(args, servers, tmp))
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    except Exception:
-        log(f"--- server log tail ---\n{servers.tail('tus')}")
-        raise
-    finally:
-        servers.stop_all()
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-    log(f"done in {perf() - T0:.0f}s")
-    return 0
+    return run_bench(lambda: run(args, servers, tmp), servers, tmp, keep_tmp=args.keep_tmp,
+                     logs=("tus",))
 
 
 if __name__ == "__main__":
