@@ -1,12 +1,12 @@
 // The public board: /board/{lot_id}. No login; bidders appear as paddle numbers only.
-// The live video of the lot plays beside the history once the host goes live (stream.js).
+// The live video of the lot plays beside the history once the host goes live (stream-panels.js).
 
 import { renderChart } from "./chart.js";
 import { onLangChange, refusal } from "./i18n.js";
 import { FINAL, Live, LotState, ServerClock, fetchBids } from "./live.js";
 import { renderBanners, renderCountdown, renderHead, renderHistory, renderPrice } from
   "./lotview.js";
-import { viewerPanel } from "./stream.js";
+import { viewerPanel } from "./stream-panels.js";
 import { $, formatDateTime, formatTime, header, lotIdFromPath, setText, show } from "./ui.js";
 
 const lotId = lotIdFromPath();

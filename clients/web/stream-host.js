@@ -4,7 +4,7 @@
 // on /board/{id} (lots) or /tender/{id} (tenders).
 
 import { onLangChange, refusal, t } from "./i18n.js";
-import { hostPanel } from "./stream.js";
+import { hostPanel } from "./stream-panels.js";
 import { ApiError, api, takeToken } from "./tender-live.js";
 import { $, header, setText, show } from "./ui.js";
 

@@ -3,12 +3,12 @@
 // tender: 招标投标法实施条例 art. 44), pause and resume the decryption countdown with a reason,
 // declare the tender failed, open the objection window, answer each objection, close.
 // Every action is confirmed in a dialog first; the server records it and tells every page.
-// The live video panel publishes the host's camera by WHIP (stream.js).
+// The live video panel publishes the host's camera by WHIP (stream-panels.js).
 
 import { onLangChange, refusal, t } from "./i18n.js";
 import { ServerClock, TenderFeed, api, syncClock, takeToken, tenderIdFromPath } from
   "./tender-live.js";
-import { hostPanel } from "./stream.js";
+import { hostPanel } from "./stream-panels.js";
 import { FINAL, renderCountdown, renderView } from "./tenderview.js";
 import { $, el, header, setText, show } from "./ui.js";
 

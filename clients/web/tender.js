@@ -4,7 +4,7 @@
 // The live video of the opening plays in the side column once the host goes live.
 
 import { onLangChange, refusal, t } from "./i18n.js";
-import { viewerPanel } from "./stream.js";
+import { viewerPanel } from "./stream-panels.js";
 import { ServerClock, TenderFeed, syncClock, tenderIdFromPath } from "./tender-live.js";
 import { renderCountdown, renderView } from "./tenderview.js";
 import { $, header, setText, show } from "./ui.js";
