@@ -80,7 +80,7 @@ class Settings:
     #: PEM file of the platform's Ed25519 signing key (default: a key kept in the database).
     signing_key: Path | None = None
     #: WHEP viewers this process relays at most (all sessions together).
-    max_viewers: int = 200
+    max_viewers: int = 120
     #: Other relay workers' base URLs; a full relay sends new viewers there (307).
     relay_peers: tuple[str, ...] = ()
     #: An external SFU for every WHIP and WHEP request (307): a URL template with
@@ -156,7 +156,7 @@ class Settings:
             "max_upload": _int(e, "BIDHALL_MAX_UPLOAD", 1 << 30, 1024, 1 << 40),
             "signing_key": Path(e["BIDHALL_SIGNING_KEY"]) if e.get("BIDHALL_SIGNING_KEY")
             else None,
-            "max_viewers": _int(e, "BIDHALL_MAX_VIEWERS", 200, 0, 100_000),
+            "max_viewers": _int(e, "BIDHALL_MAX_VIEWERS", 120, 0, 100_000),
             "relay_peers": _urls(e, "BIDHALL_RELAY_PEERS", ("http://", "https://")),
             "stream_redirect": _template(e.get("BIDHALL_STREAM_REDIRECT", "")),
             "ice_servers": _urls(e, "BIDHALL_ICE_SERVERS", ("stun:", "turn:", "turns:")),

@@ -220,7 +220,7 @@ class Relay:
     """Every session this process streams. ``max_viewers`` bounds the viewers of all
     sessions together (the process's capacity); beyond it :meth:`watch` refuses."""
 
-    def __init__(self, *, max_viewers: int = 200, queue_frames: int = 60,
+    def __init__(self, *, max_viewers: int = 120, queue_frames: int = 60,
                  keyframe_gap: float = 0.5, ice_servers: list[Any] | None = None) -> None:
         self.max_viewers, self.queue_frames = max_viewers, queue_frames
         self.keyframe_gap = keyframe_gap
