@@ -19,7 +19,7 @@ from aiortc import RTCIceServer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -36,6 +36,7 @@ from .config import Settings
 from .errors import ServerError, describe, http_status
 from .hub import Hub
 from .lots import Lots
+from .pages import Page
 from .redis_bus import RedisBus
 from .signing import load_signing_key
 from .store import StoreError, StoreUnavailable, open_store
@@ -158,10 +159,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     web = web_dir()
 
     def page(name: str) -> Any:
-        async def serve(request: Request) -> Response:
-            return FileResponse(web / name, headers={"cache-control": "no-cache"})
-
-        return serve
+        return Page(web, name).serve
 
     async def openapi_json(request: Request) -> Response:
         return Response(codec.encode(openapi.document(version())), media_type="application/json")

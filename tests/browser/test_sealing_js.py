@@ -110,7 +110,7 @@ async def run(page: Any, body: str, arg: Any = None) -> Any:
 @pytest_asyncio.fixture
 async def page(server: Any, pages: Any) -> Any:
     # Any page of the server's origin gives a secure context and a base for the imports.
-    tracked = await pages.open(f"{server.base_url}/static/index.html")
+    tracked = await pages.open(f"{server.base_url}/")
     return tracked.page
 
 
