@@ -1,7 +1,8 @@
 """Nobody can read a bid before the opening: after the uploads, the whole database
 (SQLite file, or every row of every table in PostgreSQL) and data directory hold not one
-16-byte sequence of any bid's plaintext (document or summary), and a key released before
-the opening is refused.
+16-byte sequence of any bid's plaintext (document or summary), nor of any bidder's private
+key or any bid's file key (raw, hex or base64url), and a key released before the opening
+is refused.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from dataclasses import replace
 
 import pytest
 
+from opening.crypto_errors import b64u
+from opening.envelope import parse_header, unwrap
 from server.config import Settings
 from tests.cluster import fresh_database
 from tests.conftest import Running, start_server, stop_server
-from tests.tenders import SECOND, TenderRun, data_files, find_plaintext
+from tests.tenders import SECOND, Bidder, TenderRun, data_files, find_plaintext
 
 pytestmark = pytest.mark.slow
 WIDTH = 16
@@ -37,6 +40,19 @@ async def running(settings: Settings, store: str) -> AsyncIterator[Running]:
             yield server
         finally:
             await stop_server(server)
+
+
+def secrets_of(b: Bidder) -> list[bytes]:
+    """The bidder's private scalar and its bid's file key, as bytes and as text."""
+    scalar = b.key.private_numbers().private_value.to_bytes(32, "big")
+    file_key = unwrap(parse_header(b.envelope), b.key)
+    return [form for raw in (scalar, file_key)
+            for form in (raw, raw.hex().encode(), b64u(raw).encode())]
+
+
+def windows(text: bytes, name: str, needles: dict[bytes, str]) -> None:
+    for start in range(len(text) - WIDTH + 1):
+        needles[text[start:start + WIDTH]] = name
 
 
 async def database_rows(url: str) -> list[bytes]:
@@ -78,14 +94,16 @@ async def no_plaintext_anywhere(server: Running, store: str) -> None:
             run.sealed(b, price, document)
             summary = b'{"price":"' + price.encode()
             for text in (document, summary):
-                for start in range(len(text) - WIDTH + 1):
-                    needles[text[start:start + WIDTH]] = b.bidder
+                windows(text, b.bidder, needles)
+            for secret in secrets_of(b):
+                windows(secret, f"{b.bidder} (key)", needles)
             await run.upload(b, chunk_size=16 * 1024)
         # Replace one bid: the old and the new plaintext must both stay unreadable.
         replaced = run.bidders["bidder0"]
         run.sealed(replaced, "1000.01", os.urandom(20_000))
-        for start in range(len(replaced.plaintext) - WIDTH + 1):
-            needles[replaced.plaintext[start:start + WIDTH]] = "bidder0 (replacement)"
+        windows(replaced.plaintext, "bidder0 (replacement)", needles)
+        for secret in secrets_of(replaced):
+            windows(secret, "bidder0 (replacement key)", needles)
         await run.upload(replaced)
 
         files = data_files(server.settings.data_dir)
@@ -107,6 +125,9 @@ async def no_plaintext_anywhere(server: Running, store: str) -> None:
         leak = server.settings.data_dir / "leak.bin"
         leak.write_bytes(b"xx" + replaced.plaintext[100:140])
         assert find_plaintext(leak.read_bytes(), needles, WIDTH)
+        leak.write_bytes(b"key=" + secrets_of(replaced)[5] + b"\n")  # file key, base64url
+        found = find_plaintext(leak.read_bytes(), needles, WIDTH)
+        assert found == ["bidder0 (replacement key)"] * (43 - WIDTH + 1)
         leak.unlink()
         assert scanned > 4 * 40_000
 
