@@ -9,10 +9,10 @@ the read-out, the countdown and terms, the video panels), so those live once in
 
 A part writes ``{{name}}`` where the including line gives ``name="..."``; a value may
 itself name a part to include (``<!--#include {{extra}}-->``; an empty name includes
-nothing). A missing part, a missing value, a value the part does not use, or a part that
-includes itself is an error when the application is made, not when a page is asked for.
-Values are written into HTML as they are given: they come from these files, never from
-requests.
+nothing). A missing part, a missing value, a value the part does not use, an include line
+that cannot be read, or a part that includes itself is an error when the application is
+made, not when a page is asked for. Values are written into HTML as they are given: they
+come from these files, never from requests.
 
 Each page is served from memory with a strong ETag, so a browser revalidating it (pages
 are ``no-cache``) gets 304 without a body.
@@ -41,7 +41,11 @@ class PageError(ValueError):
 
 def assemble(web: Path, name: str) -> str:
     """The page ``name`` (a file in ``web``) with every include expanded."""
-    return _expand(web, name, (web / name).read_text("utf-8"), ())
+    page = _expand(web, name, (web / name).read_text("utf-8"), ())
+    for line in page.splitlines():
+        if "<!--#include" in line:  # not on a line of its own, or its values unquoted
+            raise PageError(f"{name}: an include that cannot be read: {line.strip()}")
+    return page
 
 
 def _expand(web: Path, name: str, text: str, stack: tuple[str, ...]) -> str:
