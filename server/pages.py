@@ -32,7 +32,6 @@ INCLUDE = re.compile(r'^(?P<indent>[ \t]*)<!--#include (?P<part>\S*?)'
 ARG = re.compile(r' ([a-z_]+)="([^"]*)"')
 VALUE = re.compile(r"\{\{([a-z_]+)\}\}")
 PART = re.compile(r"parts/[a-z0-9-]+\.html")
-DEPTH = 8
 
 
 class PageError(ValueError):
@@ -49,9 +48,8 @@ def assemble(web: Path, name: str) -> str:
 
 
 def _expand(web: Path, name: str, text: str, stack: tuple[str, ...]) -> str:
-    if len(stack) > DEPTH:
-        raise PageError(f"{name}: includes nested deeper than {DEPTH}: {' > '.join(stack)}")
-
+    # ``stack``: the parts being expanded around this one; a part already on it is a cycle,
+    # which also bounds the nesting by the number of parts.
     def include(match: re.Match[str]) -> str:
         part = match["part"]
         if not part:
